@@ -1,0 +1,21 @@
+"""Pseudo labelling: k-reciprocal Jaccard distance, DBSCAN / k-means, label-quality metrics."""
+from __future__ import annotations
+
+from .jaccard import DENSE_MAX_N, jaccard_distance
+from .knn import neighbour_lists
+from .pseudo_labels import (SPARSE_AUTO_MIN_N, EmptyClusterError, check_clusters, pseudo_labels,
+                            relabel_first_occurrence)
+from .quality import label_quality, purity
+
+__all__ = [
+    "DENSE_MAX_N",
+    "SPARSE_AUTO_MIN_N",
+    "EmptyClusterError",
+    "check_clusters",
+    "jaccard_distance",
+    "label_quality",
+    "neighbour_lists",
+    "pseudo_labels",
+    "purity",
+    "relabel_first_occurrence",
+]

@@ -1,0 +1,233 @@
+"""Run configuration as data: nested dataclasses plus three presets (``ci``, ``cpu``, ``paper``).
+
+The CLI (``--set uda.epochs=3``), papermill parameters and Python all change the same fields::
+
+    from reid_uda_lib.config import get_preset
+    cfg = get_preset("cpu", **{"uda.epochs": 3, "model.arch": "resnet18"})
+
+Presets:
+
+* ``ci``    -- tiny CNN at 64x32, a few iterations per stage: seconds per stage on a laptop CPU.
+* ``cpu``   -- resnet18 (no ImageNet weights) at 128x64: the default demo, minutes on 2 CPU cores.
+* ``paper`` -- resnet50 (ImageNet weights) at 256x128 with the papers' batch sizes, lr 3.5e-4 Adam and
+  epochs (DCDFA sec. 4.1, LF2 sec. IV-B). A GPU job.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class DataConfig:
+    height: int = 128
+    width: int = 64
+    num_instances: int = 4          # K in a PK batch: images per identity
+    batch_size: int = 32            # images per domain per step (P = batch_size // num_instances)
+    num_workers: int = 0
+    pad: int = 10                   # zero padding before the random crop
+    flip_p: float = 0.5
+    random_erasing_p: float = 0.5   # used in UDA fine-tuning (LF2: "only during target fine-tuning")
+    pretrain_random_erasing_p: float = 0.0
+    test_batch_size: int = 128
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet18"          # tiny | resnet18 | resnet50
+    weights: Optional[str] = None   # None | "imagenet" | path to a local torchvision state_dict file
+    last_stride: int = 1
+
+
+@dataclass
+class LossConfig:
+    label_smoothing: float = 0.1    # epsilon of CE-LS
+    triplet_margin: float = 0.3     # batch-hard triplet margin m
+    memory_momentum: float = 0.2    # momentum of memory-bank slot updates
+    memory_scale: float = 16.0      # gamma of the circle-loss re-weighting
+    memory_margin: float = 0.25     # m of the circle-loss re-weighting
+    w_ce: float = 1.0
+    w_triplet: float = 1.0
+    w_memory: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    milestones: tuple = ()          # epochs at which lr is multiplied by gamma (pretraining)
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+
+
+@dataclass
+class PretrainConfig:
+    epochs: int = 20
+    iters_per_epoch: int = 0        # 0: one pass over the source train set's identities
+    eval_every: int = 5             # evaluate on the target test split every n epochs (and at the end)
+
+
+@dataclass
+class UDAConfig:
+    method: str = "sbase"           # base | base_mb | base_meannet | sbase (later: dcdfa, lf2, lf2_dcdfa)
+    epochs: int = 10
+    iters_per_epoch: int = 0        # 0: one pass over the pseudo-labelled target set
+    use_mean_net: bool = True
+    use_memory_bank: bool = True
+    ema_momentum: float = 0.999
+    cluster: str = "dbscan"         # dbscan | kmeans
+    eps: float = 0.6
+    min_samples: int = 4
+    k1: int = 30
+    k2: int = 6
+    n_clusters: int = 500           # k-means only
+    eval_every: int = 1
+
+
+@dataclass
+class Config:
+    preset: str = "cpu"
+    seed: int = 0
+    device: str = "auto"            # auto | cpu | cuda | cuda:1 | mps
+    deterministic: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    uda: UDAConfig = field(default_factory=UDAConfig)
+
+    # -- conversions -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=list)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        cfg = cls()
+        for key, value in _flatten(d).items():
+            _set_field(cfg, key, value)
+        return cfg
+
+    def override(self, **dotted: Any) -> "Config":
+        """Return a copy with dotted fields replaced: ``cfg.override(**{"uda.epochs": 2})``.
+
+        Values given as strings (from the CLI) are converted to the field's type.
+        """
+        new = copy.deepcopy(self)
+        for key, value in dotted.items():
+            _set_field(new, key, value)
+        return new
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _convert(value: Any, current: Any, key: str) -> Any:
+    if not isinstance(value, str) or isinstance(current, str):
+        if isinstance(current, tuple) and isinstance(value, list):
+            return tuple(value)
+        return value
+    text = value.strip()
+    if current is None:
+        return None if text.lower() in ("none", "null", "") else text
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"config field '{key}' expects true/false, got {value!r}")
+    try:
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, tuple):
+            return tuple(int(x) for x in text.replace(",", " ").split())
+    except ValueError:
+        raise ValueError(
+            f"config field '{key}' expects {type(current).__name__}, got {value!r}") from None
+    return value
+
+
+def _set_field(cfg: Config, key: str, value: Any) -> None:
+    parts = key.split(".")
+    obj = cfg
+    for i, name in enumerate(parts):
+        if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
+            valid = sorted(f.name for f in dataclasses.fields(obj)) if dataclasses.is_dataclass(obj) else []
+            where = ".".join(parts[:i]) or "the config"
+            raise KeyError(f"unknown config field '{key}': '{name}' is not a field of {where} "
+                           f"(valid: {', '.join(valid)})")
+        if i == len(parts) - 1:
+            setattr(obj, name, _convert(value, getattr(obj, name), key))
+        else:
+            obj = getattr(obj, name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets
+# ----------------------------------------------------------------------------------------------
+
+def _ci() -> Config:
+    return Config(
+        preset="ci",
+        data=DataConfig(height=64, width=32, num_instances=4, batch_size=32, test_batch_size=256,
+                        pad=4),
+        model=ModelConfig(arch="tiny", weights=None),
+        pretrain=PretrainConfig(epochs=2, iters_per_epoch=8, eval_every=1),
+        uda=UDAConfig(epochs=2, iters_per_epoch=8, k1=10, k2=4, eps=0.6, min_samples=4,
+                      n_clusters=20, ema_momentum=0.99),
+        loss=LossConfig(),
+        optim=OptimConfig(lr=1e-3),
+    )
+
+
+def _cpu() -> Config:
+    return Config(
+        preset="cpu",
+        data=DataConfig(height=128, width=64, num_instances=4, batch_size=32, pad=8),
+        model=ModelConfig(arch="resnet18", weights=None),
+        pretrain=PretrainConfig(epochs=8, iters_per_epoch=0, eval_every=4),
+        uda=UDAConfig(epochs=4, iters_per_epoch=0, k1=20, k2=6, ema_momentum=0.99),
+        optim=OptimConfig(lr=3.5e-4),
+    )
+
+
+def _paper() -> Config:
+    # DCDFA sec. 4.1 / LF2 sec. IV-B: resnet50 (ImageNet), 256x128, PK 16x4 = 64 per domain,
+    # Adam lr 3.5e-4, wd 5e-4; source pretraining 80 epochs with lr x0.1 at 40 and 70;
+    # fine-tuning 80 epochs x 400 iterations, EMA momentum 0.999, DBSCAN eps 0.6 / min 4.
+    return Config(
+        preset="paper",
+        data=DataConfig(height=256, width=128, num_instances=4, batch_size=64, num_workers=4, pad=10,
+                        test_batch_size=256),
+        model=ModelConfig(arch="resnet50", weights="imagenet"),
+        pretrain=PretrainConfig(epochs=80, iters_per_epoch=200, eval_every=10),
+        uda=UDAConfig(epochs=80, iters_per_epoch=400, k1=30, k2=6, ema_momentum=0.999, eval_every=5),
+        optim=OptimConfig(lr=3.5e-4, weight_decay=5e-4, milestones=(40, 70), gamma=0.1),
+    )
+
+
+PRESETS = {"ci": _ci, "cpu": _cpu, "paper": _paper}
+
+
+def get_preset(name: str = "cpu", **overrides: Any) -> Config:
+    """Build a preset and apply dotted overrides (``get_preset("ci", **{"seed": 1})``)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+    cfg = PRESETS[name]()
+    return cfg.override(**overrides) if overrides else cfg

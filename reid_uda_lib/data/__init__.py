@@ -1,0 +1,15 @@
+"""Data layer: real dataset layouts, image reading, transforms and the PK sampler.
+
+The synthetic two-domain generator lives in :mod:`reid_uda_lib.data.synthetic`; it is not imported
+here (import it as a submodule) so that importing the data layer never generates or touches data.
+"""
+from __future__ import annotations
+
+from .datasets import DATASET_NAMES, DatasetLayoutError, ReidDataset, find_dataset_dir, load_dataset
+from .image_dataset import CorruptImageError, ImageDataset, read_image
+from .samplers import PKSampler
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
+
+__all__ = ["load_dataset", "ReidDataset", "ImageDataset", "read_image", "CorruptImageError",
+           "DatasetLayoutError", "build_transforms", "PKSampler", "find_dataset_dir", "DATASET_NAMES",
+           "IMAGENET_MEAN", "IMAGENET_STD"]

@@ -1,0 +1,111 @@
+"""Atomic, resumable checkpoints.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(..., weights_only=True)`` (no pickled code runs). It is written to a temporary file in the
+same folder and renamed over the old one, so a run killed mid-write (a Colab disconnect) always leaves the
+previous complete checkpoint in place.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = "reid_uda_lib/checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or was written for another stage/model."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` atomically (temp file + ``os.replace``) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, kind: str | tuple[str, ...] | None = None,
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    ``kind`` (e.g. ``"pretrain"`` or ``("pretrain", "uda")``) checks the stage that wrote it, so passing a
+    UDA checkpoint where a pretrained source model is expected fails with a clear message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated file, pickle of arbitrary objects, not a torch file at all
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}. "
+                              "Expected a file written by reid_uda_lib (torch.save of a plain dict).") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a reid_uda_lib checkpoint (no '{FORMAT}' format tag); "
+                              "to start from ImageNet or torchvision weights use model.weights instead")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {state.get('version')}, this library reads "
+                              f"version {VERSION}")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and state.get("kind") not in kinds:
+        raise CheckpointError(f"{path} was written by the '{state.get('kind')}' stage, expected "
+                              f"{' or '.join(repr(k) for k in kinds)}")
+    return state
+
+
+def check_model_config(state: dict, model_cfg: dict, path: str | Path) -> None:
+    """Fail early when a checkpoint's architecture differs from the one the config asks for."""
+    saved = state.get("config", {}).get("model", {})
+    if saved.get("arch") != model_cfg.get("arch"):
+        raise CheckpointError(f"checkpoint {path} holds a '{saved.get('arch')}' model but the config asks for "
+                              f"'{model_cfg.get('arch')}' (set model.arch={saved.get('arch')})")
+
+
+# -- RNG state: kept as tensors / python numbers so weights_only loading accepts it ------------------
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_rest": [int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    rest = state["numpy_rest"]
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), rest[0], rest[1], rest[2]))
+    random.setstate(_to_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_lists(x):
+    return [_to_lists(v) for v in x] if isinstance(x, tuple) else x
+
+
+def _to_tuples(x):
+    return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x

@@ -1,0 +1,29 @@
+"""Evaluate a saved checkpoint (pretraining or UDA) on a dataset's query/gallery split."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config
+from ..data import ReidDataset
+from ..models import build_model
+from ..utils import resolve_device
+from .checkpoint import load_checkpoint
+from .features import evaluate_model
+
+
+def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = False, device: str = "auto",
+                        progress: bool = True) -> dict:
+    """Rebuild the model from the checkpoint's own config and evaluate it.
+
+    A UDA checkpoint is evaluated with its Mean-Net when it has one (the model the papers report).
+    """
+    state = load_checkpoint(path, kind=("pretrain", "uda"))
+    cfg = Config.from_dict(state["config"])
+    dev = resolve_device(device)
+    weights = state["mean_net"]["module"] if "mean_net" in state else state["model"]
+    n_classes = weights["classifiers.source.weight"].shape[0] if "classifiers.source.weight" in weights else 0
+    model = build_model(cfg.model, num_classes=n_classes).to(dev)
+    model.load_state_dict(weights)
+    res = evaluate_model(model, dataset.query, dataset.gallery, cfg.data, dev, rerank=rerank, progress=progress)
+    return {"checkpoint": str(path), "stage": state["kind"], "epoch": state["epoch"], "dataset": dataset.name,
+            "rerank": rerank, **res}

@@ -1,0 +1,94 @@
+"""Source pretraining: CE with label smoothing + batch-hard triplet on labelled source PK batches.
+
+DCDFA sec. 4.1 / LF² sec. IV-B. Evaluating the pretrained model on the target test split gives the
+"direct transfer" number every UDA method starts from.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import Config
+from ..data import ReidDataset
+from ..models import build_model
+from ..utils import resolve_device, seed_everything
+from .checkpoint import rng_state, set_rng_state
+from .common import (RunningMean, build_optimizer, build_scheduler, check_finite, supervised_terms)
+from .features import evaluate_model
+from .loaders import num_batches_for, to_device, train_loader
+from .rundir import RunDir
+from .runlog import format_record
+
+
+def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], out_dir: str | Path,
+             resume: bool | str = False, progress: bool = True,
+             on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> dict:
+    """Train on ``source`` labels; evaluate on ``target``'s query/gallery (direct transfer).
+
+    Returns the summary dict (also written to ``<out_dir>/summary.json``): final ``target`` metrics and,
+    at the end, ``source`` in-domain metrics, so the domain gap is visible in one place.
+    ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint is written.
+    """
+    seed_everything(cfg.seed, cfg.deterministic)
+    run = RunDir(out_dir, "pretrain", cfg, resume)
+    device = resolve_device(cfg.device)
+    model = build_model(cfg.model, num_classes=source.num_train_pids).to(device)
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim)
+    n_batches = num_batches_for(len(source.train), cfg.data, cfg.pretrain.iters_per_epoch)
+    loader = train_loader(source.train, cfg.data, seed=cfg.seed,
+                          random_erasing_p=cfg.data.pretrain_random_erasing_p, num_batches=n_batches)
+    step = 0
+    if run.resume_state is not None:
+        st = run.resume_state
+        model.load_state_dict(st["model"])
+        optimizer.load_state_dict(st["optimizer"])
+        scheduler.load_state_dict(st["scheduler"])
+        set_rng_state(st["rng"])
+        step = st["step"]
+
+    epochs = cfg.pretrain.epochs
+    record: dict = {}
+    for epoch in range(run.start_epoch, epochs):
+        model.train()
+        loader.sampler.set_epoch(epoch)
+        meter = RunningMean()
+        bar = tqdm(loader, desc=f"pretrain {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        for it, batch in enumerate(bar):
+            img, pid, _, _ = to_device(batch, device)
+            terms = supervised_terms(model(img), pid, "source", cfg.loss, prefix="")
+            check_finite(terms, "pretrain", epoch, it, step, str(run.checkpoint))
+            loss = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            meter.add(terms)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in meter.means().items()})
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+
+        record = {"stage": "pretrain", "epoch": epoch, "step": step, "lr": lr, **meter.means()}
+        last = epoch == epochs - 1
+        if target is not None and ((epoch + 1) % cfg.pretrain.eval_every == 0 or last):
+            record["target"] = evaluate_model(model, target.query, target.gallery, cfg.data, device,
+                                              progress=progress)
+        if last and source.query:
+            record["source"] = evaluate_model(model, source.query, source.gallery, cfg.data, device,
+                                              progress=progress)
+        run.log.write(record)
+        run.save({"epoch": epoch, "step": step, "model": model.state_dict(),
+                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                  "rng": rng_state(), "num_classes": source.num_train_pids})
+        print(format_record(record), flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
+    if not record:  # resumed a finished run: report its last record
+        record = run.log.read()[-1]
+    return run.finish({"stage": "pretrain", "checkpoint": str(run.checkpoint), "epochs": epochs,
+                       "target": record.get("target"), "source": record.get("source")})
+

@@ -1,0 +1,55 @@
+"""The run directory: config, metrics log, checkpoint, summary and figures of one training stage.
+
+    <run>/config.json      the full configuration
+    <run>/metrics.jsonl    one record per epoch (losses, lr, mAP/CMC, pseudo-label quality)
+    <run>/checkpoint.pt    the latest complete epoch (atomic; enough to resume exactly)
+    <run>/summary.json     final metrics
+    <run>/figures/         curves.png
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from .checkpoint import check_model_config, load_checkpoint, save_checkpoint
+from .runlog import MetricsLog
+
+
+class RunDir:
+    def __init__(self, out_dir: str | Path, stage: str, cfg: Config, resume: bool | str):
+        """``resume``: False (refuse to touch an existing checkpoint), True (continue it; warn if there is
+        none) or ``"auto"`` (continue it if present, else start fresh; used by the pipeline)."""
+        self.root = Path(out_dir)
+        self.stage = stage
+        self.cfg = cfg
+        self.checkpoint = self.root / "checkpoint.pt"
+        self.log = MetricsLog(self.root / "metrics.jsonl")
+        self.resume_state: dict[str, Any] | None = None
+        if self.checkpoint.exists():
+            if not resume:
+                raise FileExistsError(
+                    f"run directory {self.root} already holds a checkpoint; pass resume=True (CLI: --resume) "
+                    "to continue it, or choose another output directory (nothing is overwritten)")
+            self.resume_state = load_checkpoint(self.checkpoint, kind=stage)
+            check_model_config(self.resume_state, cfg.to_dict()["model"], self.checkpoint)
+        elif resume is True:
+            warnings.warn(f"--resume given but {self.checkpoint} does not exist yet: starting from epoch 0")
+        self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log.truncate(stage, self.start_epoch)
+        (self.root / "config.json").write_text(cfg.to_json())
+
+    def save(self, state: dict[str, Any]) -> None:
+        save_checkpoint(self.checkpoint, {"kind": self.stage, "config": self.cfg.to_dict(), **state})
+
+    def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        (self.root / "summary.json").write_text(json.dumps(summary, indent=2))
+        try:
+            from ..viz.curves import plot_curves
+            plot_curves(self.log.read(), self.root / "figures" / "curves.png", title=f"{self.stage}: {self.root.name}")
+        except Exception as err:  # a figure must never cost a finished run
+            warnings.warn(f"could not draw the training curves: {err}")
+        return summary

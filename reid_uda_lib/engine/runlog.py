@@ -1,0 +1,62 @@
+"""Per-run metrics log (JSON lines) that survives resumes."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    """Append one JSON object per line to ``<run>/metrics.jsonl``.
+
+    On resume, :meth:`truncate` drops the records of epochs that will be run again, so the log of a
+    resumed run is identical to the log of an uninterrupted one.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(_clean(record)) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def truncate(self, stage: str, from_epoch: int) -> None:
+        """Keep every record except those of ``stage`` with ``epoch >= from_epoch``."""
+        kept = [r for r in self.read() if not (r.get("stage") == stage and r.get("epoch", -1) >= from_epoch)]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _clean(value: Any) -> Any:
+    """Make numbers JSON-safe (tensors → floats, NaN → None) and keys strings."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def format_record(record: dict) -> str:
+    """One printable line per epoch record: losses, target/source mAP and R1, label quality."""
+    parts = [f"[{record['stage']}] epoch {record['epoch'] + 1}"]
+    parts += [f"{k}={v:.3f}" for k, v in record.items() if k not in ("stage", "epoch", "step", "lr")
+              and isinstance(v, float)]
+    for split in ("target", "source"):
+        if isinstance(record.get(split), dict):
+            m = record[split]
+            parts.append(f"{split}: mAP {100 * m['mAP']:.1f} R1 {100 * m['rank1']:.1f}")
+    q = record.get("cluster")
+    if isinstance(q, dict):
+        parts.append(f"clusters {q.get('n_clusters')} outliers {100 * q.get('outlier_ratio', 0):.0f}% "
+                     f"NMI {q.get('nmi', 0):.2f}")
+    return " | ".join(parts)

@@ -1,0 +1,209 @@
+"""The one UDA fine-tuning loop (clustering-based; SBase = DCDFA sec. 4.1, Fig. 3).
+
+Every epoch:
+
+1. extract target-train features with the Mean-Net (the student when the method has no Mean-Net);
+2. cluster them (k-reciprocal Jaccard + DBSCAN, or k-means) into pseudo labels; outliers (-1) are dropped;
+   the label quality against the hidden true ids is logged (NMI, ARI, purity, #clusters, outliers);
+3. re-create the target classifier from the cluster centroids and refresh the memory bank's target slots;
+4. train on mixed batches of N source + N pseudo-labelled target images: CE-LS + triplet on both domains,
+   plus the memory-bank contrastive loss and any method-specific terms; update the Mean-Net (EMA) and the
+   memory bank after each step;
+5. evaluate the Mean-Net on the target query/gallery and write an atomic checkpoint.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..cluster import check_clusters, label_quality, pseudo_labels
+from ..config import Config
+from ..data import ReidDataset
+from ..losses import MemoryBank
+from ..models import MeanTeacher, build_model
+from ..utils import resolve_device, seed_everything
+from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state, set_rng_state
+from .common import RunningMean, build_optimizer, check_finite, supervised_terms
+from .features import evaluate_model, extract_features
+from .loaders import num_batches_for, to_device, train_loader
+from .methods import get_method
+from .rundir import RunDir
+from .runlog import format_record
+
+TARGET_HEAD = "target"
+
+
+def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint: str | Path | None,
+          out_dir: str | Path, resume: bool | str = False, progress: bool = True,
+          on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> dict:
+    """Adapt a source-pretrained model to ``target`` without its labels, with method ``cfg.uda.method``.
+
+    ``init_checkpoint`` is a pretraining (or earlier UDA) checkpoint; it is ignored when resuming a run
+    from ``<out_dir>/checkpoint.pt``. Returns the summary (final target metrics, last label quality).
+    """
+    seed_everything(cfg.seed, cfg.deterministic)
+    method = get_method(cfg.uda.method)
+    run = RunDir(out_dir, "uda", cfg, resume)
+    device = resolve_device(cfg.device)
+    n_src = source.num_train_pids
+
+    model = build_model(cfg.model, num_classes=n_src).to(device)
+    if run.resume_state is None:
+        if init_checkpoint is None:
+            raise ValueError("adapt() needs init_checkpoint: a source-pretrained checkpoint "
+                             "(run `python -m reid_uda_lib pretrain ...` first)")
+        init = load_checkpoint(init_checkpoint, kind=("pretrain", "uda"))
+        check_model_config(init, cfg.to_dict()["model"], init_checkpoint)
+        _load_weights(model, init["model"], init_checkpoint, n_src)
+    extra = method.extra_modules(model).to(device)
+    mean_net = MeanTeacher(model, momentum=cfg.uda.ema_momentum) if method.mean_net else None
+    memory = None
+    if method.memory_bank:
+        memory = MemoryBank(n_src, len(target.train), model.feat_dim, momentum=cfg.loss.memory_momentum,
+                            scale=cfg.loss.memory_scale, margin=cfg.loss.memory_margin).to(device)
+    optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), cfg.optim)
+    eval_net = mean_net.module if mean_net is not None else model
+
+    step = 0
+    if run.resume_state is not None:
+        st = run.resume_state
+        model.load_state_dict(st["model"])
+        extra.load_state_dict(st["extra"])
+        optimizer.load_state_dict(st["optimizer"])
+        if mean_net is not None:
+            mean_net.load_state_dict(st["mean_net"])
+        if memory is not None:
+            memory.load_state_dict(st["memory"])
+        set_rng_state(st["rng"])
+        step = st["step"]
+    elif memory is not None:
+        # Source prototypes: the mean feature of each source identity under the initial model.
+        feats = extract_features(eval_net, source.train, cfg.data, device, desc="source prototypes",
+                                 progress=progress)
+        pids = torch.as_tensor([p for _, p, _ in source.train], device=device)
+        memory.init_source(_class_means(feats, pids, n_src))
+
+    true_ids = np.asarray([p for _, p, _ in target.train])
+    epochs = cfg.uda.epochs
+    record: dict = {}
+    for epoch in range(run.start_epoch, epochs):
+        # 1-2. pseudo labels from the Mean-Net's features
+        feats = extract_features(eval_net, target.train, cfg.data, device, desc="target features",
+                                 progress=progress)
+        labels = pseudo_labels(feats, method=cfg.uda.cluster, eps=cfg.uda.eps, min_samples=cfg.uda.min_samples,
+                               k1=cfg.uda.k1, k2=cfg.uda.k2, n_clusters=cfg.uda.n_clusters, seed=cfg.seed)
+        check_clusters(labels, min_clusters=2)
+        quality = label_quality(labels, true_ids)
+        n_clusters = int(labels.max()) + 1
+        labels_t = torch.as_tensor(labels, device=device)
+
+        # 3. per-epoch target head from the centroids; memory bank target slots from the same features
+        keep = labels_t >= 0
+        centroids = F.normalize(_class_means(feats[keep], labels_t[keep], n_clusters), dim=1)
+        model.set_classifier(TARGET_HEAD, n_clusters, weight=centroids)
+        optimizer.add_param_group({"params": list(model.classifiers[TARGET_HEAD].parameters())})
+        if memory is not None:
+            memory.init_target(feats, labels_t)
+
+        # 4. mixed source + target batches
+        target_items = [(path, int(y), cam) for (path, _, cam), y in zip(target.train, labels)]
+        n_batches = num_batches_for(int(keep.sum()), cfg.data, cfg.uda.iters_per_epoch)
+        s_loader = train_loader(source.train, cfg.data, cfg.seed, cfg.data.random_erasing_p, n_batches)
+        t_loader = train_loader(target_items, cfg.data, cfg.seed + 1, cfg.data.random_erasing_p, n_batches)
+        s_loader.sampler.set_epoch(epoch)
+        t_loader.sampler.set_epoch(epoch)
+        model.train()
+        meter = RunningMean()
+        bar = tqdm(zip(s_loader, t_loader), total=n_batches, desc=f"{method.name} {epoch + 1}/{epochs}",
+                   leave=False, disable=not progress)
+        for it, (b_s, b_t) in enumerate(bar):
+            x_s, y_s, _, _ = to_device(b_s, device)
+            x_t, y_t, _, idx_t = to_device(b_t, device)
+            out_s, out_t = _split(model(torch.cat([x_s, x_t])), len(x_s))
+            terms = supervised_terms(out_s, y_s, "source", cfg.loss, prefix="s_")
+            terms.update(supervised_terms(out_t, y_t, TARGET_HEAD, cfg.loss, prefix="t_"))
+            if memory is not None:
+                terms["s_mem"] = cfg.loss.w_memory * memory.loss(out_s["bn"], y_s, "source")
+                terms["t_mem"] = cfg.loss.w_memory * memory.loss(out_t["bn"], y_t, "target")
+            terms.update(method.extra_terms(out_s, out_t, y_s, y_t, extra))
+            check_finite(terms, method.name, epoch, it, step, str(run.checkpoint))
+            optimizer.zero_grad(set_to_none=True)
+            sum(terms.values()).backward()
+            optimizer.step()
+            step += 1
+            if mean_net is not None:
+                mean_net.update(model)
+            if memory is not None:
+                with torch.no_grad():
+                    memory.update_source(out_s["bn"].detach(), y_s)
+                    memory.update_target(out_t["bn"].detach(), idx_t)
+            meter.add(terms)
+            bar.set_postfix({"loss": f"{sum(meter.means().values()):.3f}"})
+
+        # 5. evaluate + checkpoint
+        record = {"stage": "uda", "method": method.name, "epoch": epoch, "step": step,
+                  "lr": optimizer.param_groups[0]["lr"], **meter.means(), "cluster": quality}
+        if (epoch + 1) % cfg.uda.eval_every == 0 or epoch == epochs - 1:
+            record["target"] = evaluate_model(eval_net, target.query, target.gallery, cfg.data, device,
+                                              progress=progress)
+        run.log.write(record)
+        # The target head is rebuilt from fresh clusters at the next epoch: drop it (and its optimiser
+        # state) so the checkpoint has the same structure as a freshly built model -> exact resume.
+        _drop_target_head(model, mean_net, optimizer)
+        state = {"epoch": epoch, "step": step, "model": model.state_dict(), "extra": extra.state_dict(),
+                 "optimizer": optimizer.state_dict(), "rng": rng_state(), "method": method.name}
+        if mean_net is not None:
+            state["mean_net"] = mean_net.state_dict()
+        if memory is not None:
+            state["memory"] = memory.state_dict()
+        run.save(state)
+        print(format_record(record), flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
+    if not record:
+        record = run.log.read()[-1]
+    return run.finish({"stage": "uda", "method": method.name, "checkpoint": str(run.checkpoint),
+                       "epochs": epochs, "target": record.get("target"), "cluster": record.get("cluster")})
+
+
+def _class_means(feats: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Mean feature of each class 0..n-1 (rows of classes without members stay zero)."""
+    sums = torch.zeros(n, feats.shape[1], device=feats.device, dtype=feats.dtype)
+    sums.index_add_(0, labels, feats)
+    counts = torch.bincount(labels, minlength=n).clamp_min(1).unsqueeze(1).to(feats.dtype)
+    return sums / counts
+
+
+def _split(out: dict, n: int) -> tuple[dict, dict]:
+    """Split the outputs of a concatenated [source; target] forward into two dicts."""
+    def part(v, sl):
+        return {k: part(x, sl) for k, x in v.items()} if isinstance(v, dict) else v[sl]
+    return part(out, slice(0, n)), part(out, slice(n, None))
+
+
+def _drop_target_head(model, mean_net, optimizer) -> None:
+    if TARGET_HEAD not in model.classifiers:
+        return
+    head_params = {id(p) for p in model.classifiers[TARGET_HEAD].parameters()}
+    for group in list(optimizer.param_groups):
+        if any(id(p) in head_params for p in group["params"]):
+            for p in group["params"]:
+                optimizer.state.pop(p, None)
+            optimizer.param_groups.remove(group)
+    model.remove_classifier(TARGET_HEAD)
+    if mean_net is not None and TARGET_HEAD in mean_net.module.classifiers:
+        mean_net.module.remove_classifier(TARGET_HEAD)
+
+
+def _load_weights(model, state: dict, path, n_src: int) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"the weights in {path} do not fit this model (source has {n_src} identities): {err}") from err

@@ -1,0 +1,38 @@
+import pytest
+
+from reid_uda_lib.config import Config, get_preset
+
+
+def test_presets_differ_in_scale():
+    ci, cpu, paper = get_preset("ci"), get_preset("cpu"), get_preset("paper")
+    assert (ci.model.arch, cpu.model.arch, paper.model.arch) == ("tiny", "resnet18", "resnet50")
+    assert (paper.data.height, paper.data.width) == (256, 128)
+    # the papers' settings: PK 16 x 4 = 64 per domain, Adam 3.5e-4, EMA 0.999, DBSCAN eps 0.6 / 4
+    assert paper.data.batch_size == 64 and paper.data.batch_size // paper.data.num_instances == 16
+    assert paper.optim.lr == pytest.approx(3.5e-4) and paper.uda.ema_momentum == pytest.approx(0.999)
+    assert (paper.uda.eps, paper.uda.min_samples, paper.uda.k1, paper.uda.k2) == (0.6, 4, 30, 6)
+    assert paper.model.weights == "imagenet" and paper.optim.milestones == (40, 70)
+
+
+def test_dotted_overrides_convert_strings_like_the_cli():
+    cfg = get_preset("ci", **{"uda.epochs": "5", "optim.lr": "1e-2", "model.weights": "none",
+                              "deterministic": "false", "optim.milestones": "3,6"})
+    assert cfg.uda.epochs == 5 and cfg.optim.lr == 0.01 and cfg.model.weights is None
+    assert cfg.deterministic is False and cfg.optim.milestones == (3, 6)
+    # overrides return a copy: the preset itself is untouched
+    assert get_preset("ci").uda.epochs != 5
+
+
+def test_unknown_field_and_bad_value_name_the_field():
+    with pytest.raises(KeyError, match="uda.epochz"):
+        get_preset("ci", **{"uda.epochz": 1})
+    with pytest.raises(ValueError, match="uda.epochs.*int"):
+        get_preset("ci", **{"uda.epochs": "three"})
+    with pytest.raises(KeyError, match="unknown preset 'gpu'"):
+        get_preset("gpu")
+
+
+def test_dict_round_trip():
+    cfg = get_preset("paper", seed=3)
+    again = Config.from_dict(cfg.to_dict())
+    assert again == cfg
