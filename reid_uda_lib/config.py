@@ -202,7 +202,9 @@ def _cpu() -> Config:
         data=DataConfig(height=128, width=64, num_instances=4, batch_size=32, pad=8),
         model=ModelConfig(arch="resnet18", weights=None),
         pretrain=PretrainConfig(epochs=8, iters_per_epoch=0, eval_every=4),
-        uda=UDAConfig(epochs=4, iters_per_epoch=0, k1=20, k2=6, ema_momentum=0.99),
+        # k1/eps for the small synthetic sets (~13 images per identity): the paper's k1=30, eps=0.6 suit
+        # Market-sized data and merge identities here (NMI 0.54 vs 0.81 on the pretrained model's features).
+        uda=UDAConfig(epochs=4, iters_per_epoch=0, k1=10, k2=6, eps=0.5, ema_momentum=0.99),
         optim=OptimConfig(lr=3.5e-4),
     )
 

@@ -84,10 +84,11 @@ def case(request):
 # ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("metric", ["cosine", "sqeuclidean"])
-@pytest.mark.parametrize("block", [7, 64])
-def test_neighbour_lists_exact_order_with_ties(metric, block):
+@pytest.mark.parametrize("block, stripe", [(7, 7), (7, 20), (64, None)])
+def test_neighbour_lists_exact_order_with_ties(metric, block, stripe):
+    # blocks smaller than the list length exercise the padding; stripes the off-diagonal merges
     x = torch.from_numpy(tied(n=90, seed=2))
-    idx, dist, row_max = neighbour_lists(x, 20, metric=metric, block=block, need_row_max=True)
+    idx, dist, row_max = neighbour_lists(x, 20, metric=metric, block=block, stripe=stripe, need_row_max=True)
     ref = ref_encoding(x.numpy(), 20, 1, metric=metric)
     np.testing.assert_array_equal(idx.numpy(), ref["knn"])
     np.testing.assert_allclose(dist.numpy(), np.take_along_axis(ref["dist"], ref["knn"], 1), atol=1e-6)
@@ -134,7 +135,7 @@ def test_jaccard_matches_reference(case):
     assert isinstance(d, np.ndarray) and d.dtype == np.float32 and d.shape == (len(x), len(x))
     np.testing.assert_allclose(d, ref["jaccard"], atol=1e-5)
     np.testing.assert_array_equal(d, d.T)                    # mirrored: exactly symmetric
-    assert np.abs(np.diag(d)).max() < 1e-6
+    assert (np.diag(d) == 0).all()
 
 
 def test_rounding_of_half_k1_is_numpy_half_to_even():
@@ -158,6 +159,8 @@ def test_sparse_holds_exactly_the_pairs_below_one():
     assert csr.nnz == rows.size
     np.testing.assert_array_equal(csr[rows, cols].A1, dense[rows, cols])
     assert (csr.data < 1).all()
+    diag = csr.tocoo()
+    assert ((diag.row == diag.col) & (diag.data == 0)).sum() == 60      # the diagonal: stored zeros
     assert (dense[0:10, 50:60][np.eye(10, dtype=bool)] < 1e-6).all()   # the duplicates
     n_zero = int((dense == 0).sum())
     assert n_zero >= 10 and (csr.data == 0).sum() == n_zero             # stored as explicit zeros
@@ -225,3 +228,17 @@ def test_large_k1_is_clipped_with_a_warning():
     np.testing.assert_array_equal(d, jaccard_distance(x, k1=11, k2=6))
     with pytest.warns(UserWarning, match="clipping k2 to 4"):
         jaccard_distance(x, k1=4, k2=6)
+
+
+def test_thread_count_is_restored_and_does_not_change_results(monkeypatch):
+    from reid_uda_lib.cluster import knn
+
+    x = clustered(n=80, seed=9)
+    before = torch.get_num_threads()
+    d = jaccard_distance(x, k1=12, k2=4)
+    assert torch.get_num_threads() == before
+    with knn.few_threads(torch.device("cpu")):
+        assert torch.get_num_threads() == min(before, knn.SMALL_OP_THREADS)
+    assert torch.get_num_threads() == before
+    monkeypatch.setattr(knn, "SMALL_OP_THREADS", None)        # leave torch's setting alone
+    np.testing.assert_allclose(jaccard_distance(x, k1=12, k2=4), d, atol=1e-6)

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .knn import neighbour_lists
+from .knn import few_threads, neighbour_lists
 
 #: ``jaccard_distance(sparse=None)`` returns a dense matrix up to this N and a scipy CSR above it
 #: (a dense float32 N x N at N = 16384 is 1 GiB).
@@ -392,12 +392,14 @@ def jaccard_distance(features, k1: int = 30, k2: int = 6, sparse: bool | None = 
 
     Returns
     -------
-    The Jaccard distance in [0, 1]: 0 on the diagonal (up to float rounding), symmetric.
+    The Jaccard distance in [0, 1], symmetric, exactly 0 on the diagonal (the computed value is 0 up
+    to float rounding, ~1e-7; SpCL keeps that residue).
 
     Notes
     -----
     Memory: the features, O(N * k1^2) for the sparse encoding and the output. The kNN step computes
-    only the upper block triangle of the similarity matrix in 1024 x 1024 blocks.
+    only the upper block triangle of the similarity matrix, in blocks. On a CPU the bookkeeping ops
+    run single-threaded and the matmuls with torch's thread count (see :mod:`.knn`).
     """
     x, is_numpy = as_feature_tensor(features)
     n = x.shape[0]
@@ -410,8 +412,9 @@ def jaccard_distance(features, k1: int = 30, k2: int = 6, sparse: bool | None = 
         x = x / norms[:, None]
     if sparse is None:
         sparse = n > DENSE_MAX_N
-    v, _, _ = reciprocal_encoding(x, k1, k2, list_len=k1, metric="cosine")
-    return _symmetric_jaccard(v, sparse, is_numpy)
+    with few_threads(x.device):
+        v, _, _ = reciprocal_encoding(x, k1, k2, list_len=k1, metric="cosine")
+        return _symmetric_jaccard(v, sparse, is_numpy)
 
 
 def _symmetric_jaccard(v: RowSparse, sparse: bool, is_numpy: bool, block: int = 1024):
@@ -431,6 +434,7 @@ def _symmetric_jaccard(v: RowSparse, sparse: bool, is_numpy: bool, block: int = 
             diag = out[b0:b1, b0:b1]
             diag.copy_(diag.triu() + diag.triu(1).T)
             out[b1:, b0:b1] = out[b0:b1, b1:].T
+        out.fill_diagonal_(0)                  # exact: Σmin(i, i) = Σ V_i = 1 up to rounding
         return out.cpu().numpy() if is_numpy else out
     # sparse: full rows (twice the Σmin work of the upper triangle, but no mirror / re-sort pass),
     # kept row by row in CSR order
@@ -438,6 +442,8 @@ def _symmetric_jaccard(v: RowSparse, sparse: bool, is_numpy: bool, block: int = 
     cols, vals = [], []
     for r0, r1, c0, m in sum_min(v):
         d = jaccard_from_sum_min(m)
+        local = torch.arange(r1 - r0, device=d.device)
+        d[local, local + r0 - c0] = 0                         # the diagonal, exactly (stored: a zero)
         i, j = (d < 1).nonzero(as_tuple=True)                 # absent pairs are exactly 1
         counts[r0:r1] = torch.bincount(i, minlength=r1 - r0).cpu()
         cols.append((j + c0).to(torch.int32).cpu())

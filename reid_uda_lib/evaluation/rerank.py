@@ -7,10 +7,10 @@ version most ReID repositories carry) and mixes in the original distance.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..cluster.jaccard import as_feature_tensor, check_k, jaccard_from_sum_min, reciprocal_encoding, sum_min
+from ..cluster.knn import few_threads, matmul
 
 
 def re_ranking(query_features, gallery_features, k1: int = 20, k2: int = 6, lambda_value: float = 0.3):
@@ -54,12 +54,14 @@ def re_ranking(query_features, gallery_features, k1: int = 20, k2: int = 6, lamb
     x = torch.cat([q, g])
     n = x.shape[0]
     k1, k2 = check_k(n, k1, k2, name="query_features + gallery_features")
-    v, _, row_max = reciprocal_encoding(x, k1, k2, list_len=k1 + 1, metric="sqeuclidean",
-                                        scale_by_row_max=True)
-    sq = (x * x).sum(1)
-    out = torch.empty((n_q, n - n_q), dtype=torch.float32, device=x.device)
     lam = float(lambda_value)
-    for r0, r1, c0, m in sum_min(v, rows=(0, n_q), cols=(n_q, n)):
-        original = ((sq[r0:r1, None] + sq[None, n_q:]) - 2 * (x[r0:r1] @ x[n_q:].T)) / row_max[r0:r1, None]
-        out[r0:r1] = jaccard_from_sum_min(m) * (1 - lam) + original * lam
+    out = torch.empty((n_q, n - n_q), dtype=torch.float32, device=x.device)
+    with few_threads(x.device):
+        v, _, row_max = reciprocal_encoding(x, k1, k2, list_len=k1 + 1, metric="sqeuclidean",
+                                            scale_by_row_max=True)
+        sq = (x * x).sum(1)
+        for r0, r1, c0, m in sum_min(v, rows=(0, n_q), cols=(n_q, n)):
+            dot = matmul(x[r0:r1], x[n_q:].T)
+            original = ((sq[r0:r1, None] + sq[None, n_q:]) - 2 * dot) / row_max[r0:r1, None]
+            out[r0:r1] = jaccard_from_sum_min(m) * (1 - lam) + original * lam
     return out.cpu().numpy() if q_np else out
