@@ -15,7 +15,7 @@ from ..config import Config
 from ..data import ReidDataset
 from ..models import build_model
 from ..utils import resolve_device, seed_everything
-from .checkpoint import rng_state, set_rng_state
+from .checkpoint import rng_state
 from .common import (RunningMean, build_optimizer, build_scheduler, check_finite, supervised_terms)
 from .features import evaluate_model
 from .loaders import num_batches_for, to_device, train_loader
@@ -41,14 +41,7 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     n_batches = num_batches_for(len(source.train), cfg.data, cfg.pretrain.iters_per_epoch)
     loader = train_loader(source.train, cfg.data, seed=cfg.seed,
                           random_erasing_p=cfg.data.pretrain_random_erasing_p, num_batches=n_batches)
-    step = 0
-    if run.resume_state is not None:
-        st = run.resume_state
-        model.load_state_dict(st["model"])
-        optimizer.load_state_dict(st["optimizer"])
-        scheduler.load_state_dict(st["scheduler"])
-        set_rng_state(st["rng"])
-        step = st["step"]
+    step = run.restore(model=model, optimizer=optimizer, scheduler=scheduler)
 
     epochs = cfg.pretrain.epochs
     record: dict = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from .checkpoint import check_model_config, load_checkpoint, save_checkpoint
+from .checkpoint import check_model_config, load_checkpoint, save_checkpoint, set_rng_state
 from .runlog import MetricsLog
 
 
@@ -41,6 +41,17 @@ class RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
         self.log.truncate(stage, self.start_epoch)
         (self.root / "config.json").write_text(cfg.to_json())
+
+    def restore(self, **components: Any) -> int:
+        """Load each ``name=obj`` (anything with ``load_state_dict``) from the resumed checkpoint, restore the
+        RNG states, and return the global step; returns 0 when there is nothing to resume."""
+        if self.resume_state is None:
+            return 0
+        for name, obj in components.items():
+            if obj is not None:
+                obj.load_state_dict(self.resume_state[name])
+        set_rng_state(self.resume_state["rng"])
+        return int(self.resume_state["step"])
 
     def save(self, state: dict[str, Any]) -> None:
         save_checkpoint(self.checkpoint, {"kind": self.stage, "config": self.cfg.to_dict(), **state})

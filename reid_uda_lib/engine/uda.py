@@ -27,7 +27,7 @@ from ..data import ReidDataset
 from ..losses import MemoryBank
 from ..models import MeanTeacher, build_model
 from ..utils import resolve_device, seed_everything
-from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state, set_rng_state
+from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state
 from .common import RunningMean, build_optimizer, check_finite, supervised_terms
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
@@ -69,19 +69,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), cfg.optim)
     eval_net = mean_net.module if mean_net is not None else model
 
-    step = 0
-    if run.resume_state is not None:
-        st = run.resume_state
-        model.load_state_dict(st["model"])
-        extra.load_state_dict(st["extra"])
-        optimizer.load_state_dict(st["optimizer"])
-        if mean_net is not None:
-            mean_net.load_state_dict(st["mean_net"])
-        if memory is not None:
-            memory.load_state_dict(st["memory"])
-        set_rng_state(st["rng"])
-        step = st["step"]
-    elif memory is not None:
+    step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, memory=memory)
+    if run.resume_state is None and memory is not None:
         # Source prototypes: the mean feature of each source identity under the initial model.
         feats = extract_features(eval_net, source.train, cfg.data, device, desc="source prototypes",
                                  progress=progress)

@@ -14,13 +14,15 @@ import torch
 import torch.nn.functional as F
 
 
-def _check_features_labels(features: torch.Tensor, labels: torch.Tensor, fn: str) -> None:
+def _check_features_labels(features: torch.Tensor, labels: torch.Tensor, fn: str,
+                           names: tuple[str, str, str] = ("features", "labels", "C")) -> None:
+    x_name, y_name, dim = names
     if not torch.is_tensor(features) or features.dim() != 2:
-        raise ValueError(f"{fn}: features must be a (B, C) tensor; got shape "
+        raise ValueError(f"{fn}: {x_name} must be a (B, {dim}) tensor; got shape "
                          f"{tuple(features.shape) if torch.is_tensor(features) else type(features).__name__}")
     if not torch.is_tensor(labels) or labels.dim() != 1 or labels.shape[0] != features.shape[0]:
-        raise ValueError(f"{fn}: labels must be a (B,) tensor with B = {features.shape[0]} (the number of "
-                         f"feature rows); got {tuple(labels.shape) if torch.is_tensor(labels) else labels!r}")
+        raise ValueError(f"{fn}: {y_name} must be a (B,) tensor with B = {features.shape[0]} (the number of "
+                         f"{x_name} rows); got {tuple(labels.shape) if torch.is_tensor(labels) else labels!r}")
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise ValueError(f"{fn}: labels must be an integer tensor; got {labels.dtype}")
 
@@ -37,12 +39,7 @@ def cross_entropy_ls(logits: torch.Tensor, targets: torch.Tensor, epsilon: float
     targets : (B,) class indices in [0, K).
     epsilon : smoothing ε in [0, 1].
     """
-    if not torch.is_tensor(logits) or logits.dim() != 2:
-        raise ValueError(f"cross_entropy_ls: logits must be a (B, K) tensor; got shape "
-                         f"{tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__}")
-    if not torch.is_tensor(targets) or targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
-        raise ValueError(f"cross_entropy_ls: targets must be a (B,) tensor with B = {logits.shape[0]}; got "
-                         f"{tuple(targets.shape) if torch.is_tensor(targets) else targets!r}")
+    _check_features_labels(logits, targets, "cross_entropy_ls", names=("logits", "targets", "K"))
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"cross_entropy_ls: epsilon must be in [0, 1]; got {epsilon}")
     k = logits.shape[1]
