@@ -31,11 +31,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _cfg(args):
+def _cfg_overrides(args) -> dict:
     over = _overrides(args.overrides)
     if args.device:
         over["device"] = args.device
-    return get_preset(args.preset, **over)
+    return over
+
+
+def _cfg(args):
+    return get_preset(args.preset, **_cfg_overrides(args))
 
 
 def _dataset(spec: str, root: str | None):
@@ -94,11 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = args.command
     if cmd == "demo":
         from .pipeline import run_demo
-        cfg_over = _overrides(args.overrides)
-        if args.device:
-            cfg_over["device"] = args.device
         res = run_demo(args.preset, args.data, args.out, methods=[m for m in args.methods.split(",") if m],
-                       oracle=not args.no_oracle, overrides=cfg_over, progress=not args.quiet)
+                       oracle=not args.no_oracle, overrides=_cfg_overrides(args), progress=not args.quiet)
         print(f"\nResults ({args.preset} preset, synthetic A → B), also in {Path(args.out) / 'results.md'}:\n")
         print(res["table"])
         return 0

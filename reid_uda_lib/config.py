@@ -72,11 +72,10 @@ class PretrainConfig:
 
 @dataclass
 class UDAConfig:
-    method: str = "sbase"           # base | base_mb | base_meannet | sbase (later: dcdfa, lf2, lf2_dcdfa)
+    method: str = "sbase"           # base | base_mb | base_meannet | sbase: decides Mean-Net / memory bank
+                                    # (engine/methods.py); later dcdfa, lf2, lf2_dcdfa
     epochs: int = 10
     iters_per_epoch: int = 0        # 0: one pass over the pseudo-labelled target set
-    use_mean_net: bool = True
-    use_memory_bank: bool = True
     ema_momentum: float = 0.999
     cluster: str = "dbscan"         # dbscan | kmeans
     eps: float = 0.6

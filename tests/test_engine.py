@@ -134,3 +134,18 @@ def test_cli_pretrain_and_evaluate(domains, pretrained, tmp_path, capsys, synthe
     assert res["stage"] == "pretrain" and res["mAP"] == pytest.approx(pretrained[1]["target"]["mAP"], abs=1e-6)
     with pytest.raises(SystemExit):
         main(["train", "--source", str(synthetic_pair["A"]), "--out", str(tmp_path)])  # --target missing
+
+
+def test_pipeline_table_and_oracle(synthetic_pair, tmp_path):
+    from reid_uda_lib.pipeline import run_pipeline
+
+    res = run_pipeline(_cfg(**{"uda.epochs": 1}), synthetic_pair["A"], synthetic_pair["B"], tmp_path,
+                       methods=("base",), progress=False)
+    assert [r["row"] for r in res["rows"]] == ["direct transfer (source only)", "base",
+                                               "oracle (supervised on target)"]
+    assert res["table"] == (tmp_path / "results.md").read_text()
+    assert json.loads((tmp_path / "results.json").read_text())["rows"][1]["cluster"]["n_clusters"] >= 2
+    # the oracle trains on the target itself: its split is evaluated once, not twice as "source" too
+    last = [json.loads(l) for l in (tmp_path / "oracle" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert "target" in last and "source" not in last
+    assert 0.0 <= res["rows"][2]["mAP"] <= 1.0 and res["source_in_domain"] is not None

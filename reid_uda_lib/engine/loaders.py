@@ -1,7 +1,7 @@
 """DataLoaders built from a :class:`~reid_uda_lib.data.ReidDataset` and a config."""
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch.utils.data import DataLoader
@@ -30,15 +30,6 @@ def test_loader(items: Sequence[tuple], cfg: DataConfig) -> DataLoader:
     transform = build_transforms(cfg.height, cfg.width, train=False)
     return DataLoader(ImageDataset(list(items), transform), batch_size=cfg.test_batch_size, shuffle=False,
                       num_workers=cfg.num_workers)
-
-
-def forever(loader: DataLoader, start_epoch: int = 0) -> Iterator:
-    """Cycle through a PK loader, advancing its sampler's epoch at each pass."""
-    epoch = start_epoch
-    while True:
-        loader.sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
 
 
 def num_batches_for(n_items: int, cfg: DataConfig, iters_per_epoch: int) -> int:

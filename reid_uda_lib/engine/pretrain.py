@@ -69,7 +69,7 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         if target is not None and ((epoch + 1) % cfg.pretrain.eval_every == 0 or last):
             record["target"] = evaluate_model(model, target.query, target.gallery, cfg.data, device,
                                               progress=progress)
-        if last and source.query:
+        if last and source.query and source is not target:  # the oracle run (source = target) has it already
             record["source"] = evaluate_model(model, source.query, source.gallery, cfg.data, device,
                                               progress=progress)
         run.log.write(record)
