@@ -34,13 +34,13 @@ def extract_features(model: torch.nn.Module, items: Sequence[tuple], cfg: DataCo
 
 def evaluate_model(model: torch.nn.Module, query: Sequence[tuple], gallery: Sequence[tuple],
                    cfg: DataConfig, device: torch.device, rerank: bool = False,
-                   progress: bool = True) -> dict:
-    """mAP / CMC of ``model`` on a query/gallery split (Market-1501 protocol).
+                   progress: bool = True, key: str = "bn") -> dict:
+    """mAP / CMC of ``model`` on a query/gallery split (Market-1501 protocol), on feature ``out[key]``.
 
     Returns ``{"mAP", "rank1", "rank5", "rank10", ...}`` as fractions in [0, 1].
     """
-    qf = extract_features(model, query, cfg, device, desc="query", progress=progress)
-    gf = extract_features(model, gallery, cfg, device, desc="gallery", progress=progress)
+    qf = extract_features(model, query, cfg, device, key=key, desc="query", progress=progress)
+    gf = extract_features(model, gallery, cfg, device, key=key, desc="gallery", progress=progress)
     distmat = re_ranking(qf, gf) if rerank else pairwise_distance(qf, gf, metric="cosine")
     res = evaluate(distmat, _col(query, 1), _col(gallery, 1), _col(query, 2), _col(gallery, 2),
                    topk=(1, 5, 10))

@@ -31,6 +31,7 @@ from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rn
 from .common import RunningMean, build_optimizer, check_finite, supervised_terms
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
+from .method_base import EpochContext, StepContext, UDAMethod
 from .methods import get_method
 from .rundir import RunDir
 from .runlog import format_record
@@ -60,16 +61,20 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         init = load_checkpoint(init_checkpoint, kind=("pretrain", "uda"))
         check_model_config(init, cfg.to_dict()["model"], init_checkpoint)
         _load_weights(model, init["model"], init_checkpoint, n_src)
-    extra = method.extra_modules(model).to(device)
+    extra = method.extra_modules(model, cfg).to(device)
     mean_net = MeanTeacher(model, momentum=cfg.uda.ema_momentum) if method.mean_net else None
+    # the Mean-Net averages the method's modules too (DCDFA's "b only" evaluation needs the mean attention)
+    mean_extra = MeanTeacher(extra, momentum=cfg.uda.ema_momentum) if method.mean_net else None
     memory = None
     if method.memory_bank:
         memory = MemoryBank(n_src, len(target.train), model.feat_dim, momentum=cfg.loss.memory_momentum,
                             scale=cfg.loss.memory_scale, margin=cfg.loss.memory_margin).to(device)
     optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), cfg.optim)
     eval_net = mean_net.module if mean_net is not None else model
+    eval_extra = mean_extra.module if mean_extra is not None else extra
 
-    step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, memory=memory)
+    step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, mean_extra=mean_extra,
+                       memory=memory)
     if run.resume_state is None and memory is not None:
         # Source prototypes: the mean feature of each source identity under the initial model.
         feats = extract_features(eval_net, source.train, cfg.data, device, desc="source prototypes",
@@ -107,19 +112,15 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         s_loader.sampler.set_epoch(epoch)
         t_loader.sampler.set_epoch(epoch)
         model.train()
+        extra.train()
         meter = RunningMean()
         bar = tqdm(zip(s_loader, t_loader), total=n_batches, desc=f"{method.name} {epoch + 1}/{epochs}",
                    leave=False, disable=not progress)
         for it, (b_s, b_t) in enumerate(bar):
             x_s, y_s, _, _ = to_device(b_s, device)
             x_t, y_t, _, idx_t = to_device(b_t, device)
-            out_s, out_t = _split(model(torch.cat([x_s, x_t])), len(x_s))
-            terms = supervised_terms(out_s, y_s, "source", cfg.loss, prefix="s_")
-            terms.update(supervised_terms(out_t, y_t, TARGET_HEAD, cfg.loss, prefix="t_"))
-            if memory is not None:
-                terms["s_mem"] = cfg.loss.w_memory * memory.loss(out_s["bn"], y_s, "source")
-                terms["t_mem"] = cfg.loss.w_memory * memory.loss(out_t["bn"], y_t, "target")
-            terms.update(method.extra_terms(out_s, out_t, y_s, y_t, extra))
+            terms, out_s, out_t = compute_terms(model, method, extra, memory, cfg, x_s, y_s, x_t, y_t,
+                                                step, epoch)
             check_finite(terms, method.name, epoch, it, step, str(run.checkpoint))
             optimizer.zero_grad(set_to_none=True)
             sum(terms.values()).backward()
@@ -127,6 +128,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
             step += 1
             if mean_net is not None:
                 mean_net.update(model)
+                mean_extra.update(extra)
             if memory is not None:
                 with torch.no_grad():
                     memory.update_source(out_s["bn"].detach(), y_s)
@@ -137,9 +139,17 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         # 5. evaluate + checkpoint
         record = {"stage": "uda", "method": method.name, "epoch": epoch, "step": step,
                   "lr": optimizer.param_groups[0]["lr"], **meter.means(), "cluster": quality}
+        probe = method.epoch_diagnostics(EpochContext(eval_net, eval_extra, source, target, cfg, device, epoch,
+                                                      progress))
+        if probe:
+            record["probe"] = probe
         if (epoch + 1) % cfg.uda.eval_every == 0 or epoch == epochs - 1:
             record["target"] = evaluate_model(eval_net, target.query, target.gallery, cfg.data, device,
                                               progress=progress)
+        if epoch == epochs - 1:
+            for name, net in method.extra_evaluations(eval_net, eval_extra).items():
+                record[f"target_{name}"] = evaluate_model(net, target.query, target.gallery, cfg.data, device,
+                                                          key="feat", progress=progress)
         run.log.write(record)
         # The target head is rebuilt from fresh clusters at the next epoch: drop it (and its optimiser
         # state) so the checkpoint has the same structure as a freshly built model -> exact resume.
@@ -148,6 +158,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
                  "optimizer": optimizer.state_dict(), "rng": rng_state(), "method": method.name}
         if mean_net is not None:
             state["mean_net"] = mean_net.state_dict()
+            state["mean_extra"] = mean_extra.state_dict()
         if memory is not None:
             state["memory"] = memory.state_dict()
         run.save(state)
@@ -157,8 +168,31 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
 
     if not record:
         record = run.log.read()[-1]
+    extra_eval = {k[len("target_"):]: v for k, v in record.items() if k.startswith("target_")}
     return run.finish({"stage": "uda", "method": method.name, "checkpoint": str(run.checkpoint),
-                       "epochs": epochs, "target": record.get("target"), "cluster": record.get("cluster")})
+                       "epochs": epochs, "target": record.get("target"), "cluster": record.get("cluster"),
+                       "extra_eval": extra_eval, "probe": record.get("probe")})
+
+
+def compute_terms(model: torch.nn.Module, method: UDAMethod, extra: torch.nn.ModuleDict,
+                  memory: Optional[MemoryBank], cfg: Config, x_s: torch.Tensor, y_s: torch.Tensor,
+                  x_t: torch.Tensor, y_t: torch.Tensor, step: int = 0,
+                  epoch: int = 0) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """One forward of a mixed batch and every weighted loss term of the step: ``(terms, out_s, out_t)``.
+
+    The shared terms (L_BReID on both domains: CE-LS + triplet; the memory-bank loss when the method has
+    one) come first, then the method's ``extra_terms``. The images of both domains go through one
+    concatenated forward. Used by the loop and by ``benchmarks/bench_step.py``.
+    """
+    out_s, out_t = _split(model(torch.cat([x_s, x_t])), len(x_s))
+    terms = supervised_terms(out_s, y_s, "source", cfg.loss, prefix="s_")
+    terms.update(supervised_terms(out_t, y_t, TARGET_HEAD, cfg.loss, prefix="t_"))
+    if memory is not None:
+        terms["s_mem"] = cfg.loss.w_memory * memory.loss(out_s["bn"], y_s, "source")
+        terms["t_mem"] = cfg.loss.w_memory * memory.loss(out_t["bn"], y_t, "target")
+    terms.update(method.extra_terms(StepContext(out_s, out_t, y_s, y_t, extra, model, cfg, step, epoch,
+                                                TARGET_HEAD)))
+    return terms, out_s, out_t
 
 
 def _class_means(feats: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
