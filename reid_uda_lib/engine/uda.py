@@ -28,15 +28,14 @@ from ..losses import MemoryBank
 from ..models import MeanTeacher, build_model
 from ..utils import resolve_device, seed_everything
 from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state
-from .common import RunningMean, build_optimizer, check_finite, supervised_terms
+from .common import RunningMean, build_optimizer, check_finite
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
-from .method_base import EpochContext, StepContext, UDAMethod
+from .method_base import EpochContext
 from .methods import get_method
 from .rundir import RunDir
 from .runlog import format_record
-
-TARGET_HEAD = "target"
+from .uda_step import TARGET_HEAD, UDAParts, train_step
 
 
 def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint: str | Path | None,
@@ -64,7 +63,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     extra = method.extra_modules(model, cfg).to(device)
     mean_net = MeanTeacher(model, momentum=cfg.uda.ema_momentum) if method.mean_net else None
     # the Mean-Net averages the method's modules too (DCDFA's "b only" evaluation needs the mean attention)
-    mean_extra = MeanTeacher(extra, momentum=cfg.uda.ema_momentum) if method.mean_net else None
+    has_extra = len(extra.state_dict()) > 0     # sbase & co. have none: their checkpoints keep the old layout
+    mean_extra = MeanTeacher(extra, momentum=cfg.uda.ema_momentum) if method.mean_net and has_extra else None
     memory = None
     if method.memory_bank:
         memory = MemoryBank(n_src, len(target.train), model.feat_dim, momentum=cfg.loss.memory_momentum,
@@ -72,6 +72,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), cfg.optim)
     eval_net = mean_net.module if mean_net is not None else model
     eval_extra = mean_extra.module if mean_extra is not None else extra
+    parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg)
 
     step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, mean_extra=mean_extra,
                        memory=memory)
@@ -119,20 +120,9 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         for it, (b_s, b_t) in enumerate(bar):
             x_s, y_s, _, _ = to_device(b_s, device)
             x_t, y_t, _, idx_t = to_device(b_t, device)
-            terms, out_s, out_t = compute_terms(model, method, extra, memory, cfg, x_s, y_s, x_t, y_t,
-                                                step, epoch)
-            check_finite(terms, method.name, epoch, it, step, str(run.checkpoint))
-            optimizer.zero_grad(set_to_none=True)
-            sum(terms.values()).backward()
-            optimizer.step()
+            terms = train_step(parts, x_s, y_s, x_t, y_t, idx_t, step, epoch,
+                               check=lambda t: check_finite(t, method.name, epoch, it, step, str(run.checkpoint)))
             step += 1
-            if mean_net is not None:
-                mean_net.update(model)
-                mean_extra.update(extra)
-            if memory is not None:
-                with torch.no_grad():
-                    memory.update_source(out_s["bn"].detach(), y_s)
-                    memory.update_target(out_t["bn"].detach(), idx_t)
             meter.add(terms)
             bar.set_postfix({"loss": f"{sum(meter.means().values()):.3f}"})
 
@@ -158,6 +148,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
                  "optimizer": optimizer.state_dict(), "rng": rng_state(), "method": method.name}
         if mean_net is not None:
             state["mean_net"] = mean_net.state_dict()
+        if mean_extra is not None:
             state["mean_extra"] = mean_extra.state_dict()
         if memory is not None:
             state["memory"] = memory.state_dict()
@@ -174,40 +165,12 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
                        "extra_eval": extra_eval, "probe": record.get("probe")})
 
 
-def compute_terms(model: torch.nn.Module, method: UDAMethod, extra: torch.nn.ModuleDict,
-                  memory: Optional[MemoryBank], cfg: Config, x_s: torch.Tensor, y_s: torch.Tensor,
-                  x_t: torch.Tensor, y_t: torch.Tensor, step: int = 0,
-                  epoch: int = 0) -> tuple[dict[str, torch.Tensor], dict, dict]:
-    """One forward of a mixed batch and every weighted loss term of the step: ``(terms, out_s, out_t)``.
-
-    The shared terms (L_BReID on both domains: CE-LS + triplet; the memory-bank loss when the method has
-    one) come first, then the method's ``extra_terms``. The images of both domains go through one
-    concatenated forward. Used by the loop and by ``benchmarks/bench_step.py``.
-    """
-    out_s, out_t = _split(model(torch.cat([x_s, x_t])), len(x_s))
-    terms = supervised_terms(out_s, y_s, "source", cfg.loss, prefix="s_")
-    terms.update(supervised_terms(out_t, y_t, TARGET_HEAD, cfg.loss, prefix="t_"))
-    if memory is not None:
-        terms["s_mem"] = cfg.loss.w_memory * memory.loss(out_s["bn"], y_s, "source")
-        terms["t_mem"] = cfg.loss.w_memory * memory.loss(out_t["bn"], y_t, "target")
-    terms.update(method.extra_terms(StepContext(out_s, out_t, y_s, y_t, extra, model, cfg, step, epoch,
-                                                TARGET_HEAD)))
-    return terms, out_s, out_t
-
-
 def _class_means(feats: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
     """Mean feature of each class 0..n-1 (rows of classes without members stay zero)."""
     sums = torch.zeros(n, feats.shape[1], device=feats.device, dtype=feats.dtype)
     sums.index_add_(0, labels, feats)
     counts = torch.bincount(labels, minlength=n).clamp_min(1).unsqueeze(1).to(feats.dtype)
     return sums / counts
-
-
-def _split(out: dict, n: int) -> tuple[dict, dict]:
-    """Split the outputs of a concatenated [source; target] forward into two dicts."""
-    def part(v, sl):
-        return {k: part(x, sl) for k, x in v.items()} if isinstance(v, dict) else v[sl]
-    return part(out, slice(0, n)), part(out, slice(n, None))
 
 
 def _drop_target_head(model, mean_net, optimizer) -> None:
