@@ -94,3 +94,22 @@ def test_nan_in_a_dcdfa_term_is_named_and_the_checkpoint_kept(setup, tmp_path, m
     with pytest.raises(NonFiniteLossError, match=r"loss term 'cid' is nan at epoch 1, iteration 0"):
         adapt(_cfg(**{"dcdfa.probe_images": 0}), src, tgt, init, tmp_path, progress=False)
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 0
+
+
+def test_cli_train_dcdfa_then_seeds_table(setup, synthetic_pair, tmp_path, capsys):
+    from reid_uda_lib.cli import main
+
+    _, _, init = setup
+    sets = ["--set", "uda.epochs=1", "--set", "uda.iters_per_epoch=2", "--set", "data.batch_size=16",
+            "--set", "uda.k1=8", "--set", "uda.k2=3", "--set", "uda.eps=0.7", "--set", "uda.min_samples=3",
+            "--set", "dcdfa.probe_images=12"]
+    for seed in ("0", "1"):
+        assert main(["train", "--method", "dcdfa", "--preset", "ci", "--source", str(synthetic_pair["A"]),
+                     "--target", str(synthetic_pair["B"]), "--init", str(init), "--quiet",
+                     "--out", str(tmp_path / f"s{seed}"), "--set", f"seed={seed}", *sets]) == 0
+    capsys.readouterr()
+    assert main(["table", str(tmp_path / "s0"), str(tmp_path / "s1")]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| dcdfa (b only) |"))
+    assert row.split("|")[2].strip() == "2" and "±" in row          # two seeds, mean ± std
+    assert "| dcdfa | 2 |" in out and "identity follows b" in out

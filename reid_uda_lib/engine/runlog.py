@@ -51,7 +51,7 @@ def format_record(record: dict) -> str:
     parts = [f"[{record['stage']}] epoch {record['epoch'] + 1}"]
     parts += [f"{k}={v:.3f}" for k, v in record.items() if k not in ("stage", "epoch", "step", "lr")
               and isinstance(v, float)]
-    for split in ("target", "source"):
+    for split in ("target", "source") + tuple(k for k in record if k.startswith("target_")):
         if isinstance(record.get(split), dict):
             m = record[split]
             parts.append(f"{split}: mAP {100 * m['mAP']:.1f} R1 {100 * m['rank1']:.1f}")
@@ -59,4 +59,7 @@ def format_record(record: dict) -> str:
     if isinstance(q, dict):
         parts.append(f"clusters {q.get('n_clusters')} outliers {100 * q.get('outlier_ratio', 0):.0f}% "
                      f"NMI {q.get('nmi', 0):.2f}")
+    p = record.get("probe")
+    if isinstance(p, dict) and "domain_acc_b" in p:
+        parts.append(f"domain acc f/b/e {p['domain_acc_f']:.2f}/{p['domain_acc_b']:.2f}/{p['domain_acc_e']:.2f}")
     return " | ".join(parts)
