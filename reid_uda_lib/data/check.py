@@ -209,7 +209,7 @@ class CheckReport:
         if not ds.train:
             source = (False, "no training images")
         elif not ds.labelled_train:
-            source = (False, "training images have no identities (unlabelled)")
+            source = (False, "training images have no identities: an unlabelled target")
         elif ds.num_train_pids < 2:
             source = (False, "needs at least 2 training identities")
         else:
@@ -219,9 +219,9 @@ class CheckReport:
         elif not ds.query:
             target = (False, "no query/gallery to evaluate on")
         elif len({c for _, _, c in ds.query + ds.gallery}) < 2:
-            target = (True, f"evaluation needs {SWITCH} (no distinct camera ids)")
+            target = (True, f"no distinct camera ids: evaluation needs {SWITCH}")
         else:
-            target = (True, "evaluation: cross-camera protocol (the default)")
+            target = (True, "cross-camera evaluation, the default protocol")
         return {"source": source, "target": target}
 
     def text(self) -> str:

@@ -153,7 +153,7 @@ def parse_folder_layout(folder: str | os.PathLike, cam_pattern: str | re.Pattern
                     cams[path] = m.group("cam")
         if bad:
             raise DatasetLayoutError(
-                f"{len(bad)} image(s) in {folder} do not match the camera pattern {rx.pattern!r} (named group "
+                f"{len(bad)} image(s) in {folder} do not match the camera pattern '{rx.pattern}' (named group "
                 f"'cam' searched in the file name); first: {bad[0]}")
     names = sorted({p for items in raw.values() for p, _ in items if p is not None})
     pid_of = {name: k for k, name in enumerate(names)}
