@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..evaluation.metrics import protocol_camids
 from .datasets import ReidDataset, load_dataset
 from .image_dataset import _DECODE_ERRORS
 from .layouts import DatasetLayoutError, detect_layout
@@ -130,11 +131,12 @@ def raise_on_problems(ds: ReidDataset, stacklevel: int = 2) -> None:
             warnings.warn(f"dataset {ds.root}: {p.message}", stacklevel=stacklevel + 1)
 
 
-def require_role(ds: ReidDataset, role: str) -> None:
-    """Raise :class:`DatasetCheckError` when ``ds`` cannot serve as ``role``.
+def require_role(ds: ReidDataset, role: str, cross_camera_only: bool = True) -> None:
+    """Raise :class:`DatasetCheckError` when ``ds`` cannot serve as ``role`` (before any training starts).
 
     ``"source"`` needs labelled training images; ``"target"`` needs training images and a query/gallery
-    split; ``"evaluation"`` needs a query/gallery split.
+    split; ``"evaluation"`` needs a query/gallery split. For the last two, cross-camera evaluation of data
+    whose camera ids are all equal (or absent) fails here with the message naming the switch.
     """
     why = None
     if role == "source" and not ds.labelled_train:
@@ -146,6 +148,12 @@ def require_role(ds: ReidDataset, role: str) -> None:
         why = "it has no query/gallery split to evaluate on (query/<person>/<image>, gallery/<person>/<image>)"
     if why is not None:
         raise DatasetCheckError(f"dataset {ds.root} cannot serve as the {role}: {why}")
+    if role in ("target", "evaluation"):
+        try:
+            protocol_camids([c for _, _, c in ds.query], [c for _, _, c in ds.gallery], cross_camera_only,
+                            [p for p, _, _ in ds.query], [p for p, _, _ in ds.gallery])
+        except ValueError as exc:
+            raise DatasetCheckError(f"dataset {ds.root}: {exc}") from None
 
 
 def _inspect(path: str) -> tuple[tuple[int, int], str]:

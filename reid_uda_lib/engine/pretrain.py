@@ -34,8 +34,10 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint is written.
     """
     require_role(source, "source")
+    if source.query:  # evaluated in-domain at the end
+        require_role(source, "evaluation", cfg.evaluation.cross_camera_only)
     if target is not None:
-        require_role(target, "evaluation")
+        require_role(target, "evaluation", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
     run = RunDir(out_dir, "pretrain", cfg, resume)
     device = resolve_device(cfg.device)

@@ -48,7 +48,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     from ``<out_dir>/checkpoint.pt``. Returns the summary (final target metrics, last label quality).
     """
     require_role(source, "source")
-    require_role(target, "target")
+    require_role(target, "target", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
     method = get_method(cfg.uda.method)
     run = RunDir(out_dir, "uda", cfg, resume)
