@@ -63,7 +63,8 @@ def test_no_camera_ids_fail_early_then_run_with_the_switch(synthetic_pair, folde
     (nocam / "reid_dataset.json").unlink()                 # forget the camera pattern: no camera ids
     tgt = load_dataset(nocam)
     assert not tgt.has_cameras
-    with pytest.raises(DatasetCheckError, match=r"camera ids are absent \(-1\)[\s\S]*evaluation.cross_camera_only=false"):
+    with pytest.raises(DatasetCheckError,
+                       match=r"camera ids are absent \(-1\)[\s\S]*evaluation.cross_camera_only=false"):
         pretrain(_cfg(), src, tgt, tmp_path / "refused", progress=False)
     assert not (tmp_path / "refused").exists()            # failed before any training or run directory
     summary = pretrain(_cfg(**{"evaluation.cross_camera_only": "false"}), src, tgt, tmp_path / "run", progress=False)

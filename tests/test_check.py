@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from reid_uda_lib.cli import main as cli_main
 from reid_uda_lib.data import check_dataset
@@ -50,8 +49,9 @@ def test_no_cameras_is_usable_with_the_switch(tmp_path):
 def test_all_camera_ids_equal(tmp_path):
     report = check_dataset(make_tree(tmp_path / "mine"), cam_pattern=r"(?P<cam>cam)")
     assert report.ok
-    assert _levels(report)[0][1].startswith("all query and gallery images have the same camera id (0): cross-camera "
-                                            "evaluation is impossible, evaluate with evaluation.cross_camera_only=false")
+    assert _levels(report)[0][1].startswith("all query and gallery images have the same camera id (0): "
+                                            "cross-camera evaluation is impossible, evaluate with "
+                                            "evaluation.cross_camera_only=false")
 
 
 def test_unlabelled_target_can_only_be_a_target(tmp_path):
@@ -61,7 +61,7 @@ def test_unlabelled_target_can_only_be_a_target(tmp_path):
     assert report.roles()["source"] == (False, "training images have no identities: an unlabelled target")
     assert report.roles()["target"][0]
     assert "  train    unlab.        2     none   -" in report.text()
-    assert "images: not opened (--no-images)" in report.text()
+    assert "images: not opened (--no-images / images=False)" in report.text()
 
 
 def test_query_id_missing_from_gallery_exit_code_1(tmp_path, capsys):
@@ -83,13 +83,17 @@ def test_unreadable_tiny_and_duplicated_images(tmp_path):
     _img(root / "gallery" / "zed" / "cam2_small.jpg", size=(8, 30))
     # the same picture in train and query (a copy: different path, same content)
     (root / "query" / "dave" / "cam1_copy.jpg").write_bytes((root / "train" / "alice" / "cam1_a.jpg").read_bytes())
+    # a query image copied into the gallery under another name: not "the query image itself"
+    (root / "gallery" / "erin" / "cam3_again.jpg").write_bytes((root / "query" / "erin" / "cam2_q2.jpg").read_bytes())
     report = check_dataset(root, min_side=16)
     levels = _levels(report)
-    assert [lv for lv, _ in levels] == ["error", "error", "warning", "note"]
+    assert [lv for lv, _ in levels] == ["error", "error", "warning", "warning", "note"]
     assert levels[0][1].startswith("1 unreadable image(s): ") and "cam1_c.jpg (UnidentifiedImageError" in levels[0][1]
     assert levels[1][1].startswith("1 query/gallery image(s) have the same content as a train image: ")
     assert "train/alice/cam1_a.jpg = " in levels[1][1] and levels[1][1].endswith("query/dave/cam1_copy.jpg")
     assert levels[2][1].startswith("1 tiny image(s) (under 16 px on a side): ") and "(8x30)" in levels[2][1]
+    assert levels[3][1].startswith("1 query image(s) have a copy under another name in the gallery")
+    assert levels[3][1].endswith("query/erin/cam2_q2.jpg = " + str(root / "gallery" / "erin" / "cam3_again.jpg"))
     assert not report.ok
     assert check_dataset(root, images=False).ok      # only the image checks find these
 

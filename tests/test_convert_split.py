@@ -67,7 +67,8 @@ def test_folder_with_names_to_market_and_the_script(tmp_path, capsys):
     assert [p for _, p, _ in m.gallery] == [4, 4, 5, 6]              # dave, dave, erin, zed -> 4, 4, 5, 6
     rows = (tmp_path / "m" / "identities.csv").read_text().splitlines()
     assert rows == ["market_pid,person_folder", "1,alice", "2,bob", "3,carol", "4,dave", "5,erin", "6,zed"]
-    assert "bounding_box_train/0003_c2s1_000004_00.png,train/carol/cam2_e.png" in (tmp_path / "m" / "files.csv").read_text()
+    files_csv = (tmp_path / "m" / "files.csv").read_text()
+    assert "bounding_box_train/0003_c2s1_000004_00.png,train/carol/cam2_e.png" in files_csv
     # no camera pattern: all camera 1; an unlabelled train cannot be written
     assert folder_to_market(root, tmp_path / "nocam")["cameras"] == 0
     assert {c for _, _, c in load_dataset(tmp_path / "nocam", check=False).gallery} == {0}

@@ -75,7 +75,8 @@ def test_camera_pattern_errors_name_the_file_and_the_group(tmp_path):
     with pytest.raises(ValueError, match=r"not a valid regular expression"):
         load_dataset(root, cam_pattern=r"cam(?P<cam>\d+")
     with pytest.raises(DatasetLayoutError, match=r"6 image\(s\) in .* do not match the camera pattern "
-                                                 r"'cam\(\?P<cam>\\d\)_\[a-e\]' [\s\S]*first: .*query/dave/cam1_q1\.jpg"):
+                                                 r"'cam\(\?P<cam>\\d\)_\[a-e\]' [\s\S]*"
+                                                 r"first: .*query/dave/cam1_q1\.jpg"):
         load_dataset(root, cam_pattern=r"cam(?P<cam>\d)_[a-e]")   # matches the 5 train names only
     (root / "reid_dataset.json").write_text(json.dumps({"cams": "x"}))
     with pytest.raises(DatasetLayoutError, match=r"reid_dataset.json: expected a JSON object with the key"):
@@ -102,7 +103,8 @@ def test_unlabelled_target(tmp_path):
 def test_layout_errors(tmp_path):
     root = make_tree(tmp_path / "a", {"query": {}, "gallery": TREE["gallery"]})
     _img(root / "query" / "loose.jpg")
-    with pytest.raises(DatasetLayoutError, match=r"query holds 1 image\(s\) directly .*loose.jpg.* one folder per person"):
+    with pytest.raises(DatasetLayoutError,
+                       match=r"query holds 1 image\(s\) directly .*loose.jpg.* one folder per person"):
         load_dataset(root)
     mixed = make_tree(tmp_path / "b", {"train": {"alice": ["1.jpg"]}}, loose_train=["2.jpg"])
     with pytest.raises(DatasetLayoutError, match=r"also holds person folders \('alice'"):

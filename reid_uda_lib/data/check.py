@@ -7,8 +7,8 @@ Three levels of findings:
   the gallery, the same file or the same image content is both in train and in query/gallery, an image
   cannot be decoded. ``check`` exits with 1; ``load_dataset`` raises :class:`DatasetCheckError` for the
   structural ones (image contents are only read by ``check`` and by ``load_dataset(verify=...)``).
-* **warning** -- usable, but probably not what was meant: the same file in query and gallery, tiny
-  images. ``load_dataset`` issues them with :mod:`warnings`.
+* **warning** -- usable, but probably not what was meant: the same file in query and gallery, a copy
+  of a query image in the gallery under another name (``check`` only), tiny images. ``load_dataset`` issues them with :mod:`warnings`.
 * **note** -- facts that decide the evaluation protocol: no camera ids / all camera ids equal (needs
   ``evaluation.cross_camera_only=false``), queries without a gallery match from another camera.
 
@@ -192,6 +192,12 @@ def image_problems(ds: ReidDataset, min_side: int = MIN_SIDE, progress: bool = F
     if dup:
         out.append(Problem("error", f"{len(dup)} query/gallery image(s) have the same content as a train image: "
                                     f"{_some(dup, 2)}"))
+    gallery = {digest[p]: p for p, _, _ in ds.gallery if p in digest}
+    copies = [f"{p} = {gallery[digest[p]]}" for p, _, _ in ds.query
+              if p in digest and digest[p] in gallery and _norm(p) != _norm(gallery[digest[p]])]
+    if copies:
+        out.append(Problem("warning", f"{len(copies)} query image(s) have a copy under another name in the gallery "
+                                      f"(not ignored as 'the query image itself': an easy match): {_some(copies, 2)}"))
     return out
 
 
@@ -251,7 +257,7 @@ class CheckReport:
                 lines.append(f"  {split:<8} {ids:>6} {n_img:>8} {cams:>8}   {spread}")
             lines.append("")
             lines.append(f"images opened: {self.images_checked}" if self.images_checked
-                         else "images: not opened (--no-images)")
+                         else "images: not opened (--no-images / images=False)")
         for p in self.problems:
             lines.append(str(p))
         if ds is not None or self.problems:

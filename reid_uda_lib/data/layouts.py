@@ -239,7 +239,8 @@ LAYOUTS = ("market", "msmt", "folder")
 def detect_layout(folder: str | os.PathLike) -> Optional[str]:
     """``"market"``, ``"msmt"`` or ``"folder"`` (folder per person) for a dataset folder, else None.
 
-    Market when ``bounding_box_train/`` or ``bounding_box_test/`` is present; MSMT17 when a ``list_*.txt`` file is present (its V1 also has ``train/``);
+    Market when ``bounding_box_train/`` or ``bounding_box_test/`` is present (or ``query/`` alone); MSMT17
+    when a ``list_*.txt`` file is present (its V1 also has ``train/``);
     otherwise folder per person when any of ``train/ query/ gallery/`` is present.
     """
     folder = Path(folder)

@@ -119,11 +119,12 @@ def protocol_camids(query_camids: Any, gallery_camids: Any, cross_camera_only: b
         if values.size == 1:
             what = "absent (-1)" if values[0] < 0 else f"all equal to {int(values[0])}"
             raise ValueError(
-                f"no valid query: camera ids are {what} for all {qc.size} queries and {gc.size} gallery images: cross-camera "
-                "evaluation ignores every gallery image from the query's camera, so no query would have a match. "
-                "If the data has no camera ids, switch the protocol off: config evaluation.cross_camera_only=false "
-                "(--set evaluation.cross_camera_only=false), or evaluate(..., cross_camera_only=False, "
-                "query_paths=..., gallery_paths=...), which ignores only the query image itself (same file path)")
+                f"no valid query: camera ids are {what} for all {qc.size} queries and {gc.size} gallery images: "
+                "cross-camera evaluation ignores every gallery image from the query's camera, so no query would "
+                "have a match. If the data has no camera ids, switch the protocol off: config "
+                "evaluation.cross_camera_only=false (--set evaluation.cross_camera_only=false), or evaluate(..., "
+                "cross_camera_only=False, query_paths=..., gallery_paths=...), which ignores only the query image "
+                "itself (same file path)")
         return qc, gc
     if query_paths is None or gallery_paths is None:
         raise ValueError("cross_camera_only=False needs query_paths and gallery_paths (file paths, or any "
@@ -141,8 +142,8 @@ def _summary(ap: np.ndarray, first_rank: np.ndarray, valid: np.ndarray, topk: tu
     n_valid = int(valid.sum())
     if n_valid == 0:
         raise ValueError(f"no valid query: none of the {valid.size} queries has a gallery item with the same pid "
-                         "and a different camid, so mAP/CMC are undefined (check the pid/camid arrays; for data without "
-                         "camera ids use cross_camera_only=False, config evaluation.cross_camera_only=false)")
+                         "and a different camid, so mAP/CMC are undefined (check the pid/camid arrays; for data "
+                         "without camera ids use cross_camera_only=False, config evaluation.cross_camera_only=false)")
     ap, first_rank = ap[valid], first_rank[valid]
     return {"mAP": float(ap.mean()),
             "cmc": {k: float(np.count_nonzero(first_rank <= k) / n_valid) for k in topk},
