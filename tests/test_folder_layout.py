@@ -95,7 +95,9 @@ def test_unlabelled_target(tmp_path):
     assert ds.id_names == ("dave", "erin", "zed")
     # it can be a target, never a source
     from reid_uda_lib.data.check import require_role
-    require_role(ds, "target")
+    require_role(ds, "target", cross_camera_only=False)
+    with pytest.raises(DatasetCheckError, match=r"camera ids are absent[\s\S]*evaluation.cross_camera_only=false"):
+        require_role(ds, "target")          # no camera ids: the default protocol is refused before training
     with pytest.raises(DatasetCheckError, match=r"cannot serve as the source: its training images have no identities"):
         require_role(ds, "source")
 
