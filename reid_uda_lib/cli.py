@@ -1,4 +1,4 @@
-"""Command line: ``python -m reid_uda_lib {demo,pretrain,train,evaluate,synthetic,summary,check}``.
+"""Command line: ``python -m reid_uda_lib {demo,pretrain,train,evaluate,synthetic,summary,table,check}``.
 
 Configuration is data: pick a preset and change any field with ``--set section.field=value`` (the same
 dotted names papermill parameters and Python use), e.g. ``--set uda.epochs=3 --set model.arch=resnet50``.
@@ -31,6 +31,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _method_names() -> list[str]:
+    from .engine.methods import METHODS
+    return list(METHODS)
+
+
 def _cfg_overrides(args) -> dict:
     over = _overrides(args.overrides)
     if args.device:
@@ -56,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--data", default="data/synthetic", help="where the synthetic pair is generated/reused")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--methods", default="sbase", help="comma-separated: base,base_mb,base_meannet,sbase")
+    p.add_argument("--methods", default="sbase", help=f"comma-separated, from: {', '.join(_method_names())}")
     p.add_argument("--no-oracle", action="store_true", help="skip the supervised-on-target reference row")
 
     for name, hlp in (("pretrain", "supervised pretraining on the source domain"),
@@ -69,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="run directory")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
         if name == "train":
-            p.add_argument("--method", default="sbase", help="base | base_mb | base_meannet | sbase")
+            p.add_argument("--method", default="sbase", help=" | ".join(_method_names()))
             p.add_argument("--init", default=None, help="pretrained checkpoint (default: pretrain into OUT/pretrain)")
 
     p = sub.add_parser("evaluate", help="mAP/CMC of a checkpoint on a dataset's query/gallery")
@@ -82,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synthetic", add_help=False,
                        help="generate the synthetic two-domain dataset (options: synthetic --help)")
+
+    p = sub.add_parser("table", help="mean ± std over seeds from the run folders of several seeds")
+    p.add_argument("runs", nargs="+", help="run folders (the --out of demo/train), one per seed")
+    p.add_argument("--methods", default=None, help="comma-separated rows to show, in order (default: all)")
 
     p = sub.add_parser("summary", help="print the statistics of a dataset folder")
     p.add_argument("dataset")
@@ -133,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         res = evaluate_checkpoint(args.checkpoint, _dataset(args.dataset, args.data_root), rerank=args.rerank,
                                   device=args.device, progress=not args.quiet)
         print(json.dumps(res, indent=2))
+        return 0
+    if cmd == "table":
+        from .results import collect_rows, probes_table, seeds_table
+        rows = collect_rows(args.runs, args.methods.split(",") if args.methods else None)
+        print(seeds_table(rows))
+        probes = probes_table(rows)
+        if probes:
+            print("Disentanglement probes at the last epoch (%, held-out test images of both domains):\n")
+            print(probes)
         return 0
     if cmd == "summary":
         print(_dataset(args.dataset, args.data_root).summary())

@@ -80,8 +80,8 @@ class PretrainConfig:
 
 @dataclass
 class UDAConfig:
-    method: str = "sbase"           # base | base_mb | base_meannet | sbase: decides Mean-Net / memory bank
-                                    # (engine/methods.py); later dcdfa, lf2, lf2_dcdfa
+    method: str = "sbase"           # a name in engine/methods.py: base | base_mb | base_meannet | sbase |
+                                    # dcdfa (+ its Table 3 rows dcdfa_cid, ...) | sbase_dann
     epochs: int = 10
     iters_per_epoch: int = 0        # 0: one pass over the pseudo-labelled target set
     ema_momentum: float = 0.999
@@ -92,6 +92,30 @@ class UDAConfig:
     k2: int = 6
     n_clusters: int = 500           # k-means only
     eval_every: int = 1
+
+
+@dataclass
+class DCDFAConfig:
+    """DCDFA (Zhang et al.) on top of SBase: used by the ``dcdfa*`` methods (engine/method_dcdfa.py).
+
+    The total loss is SBase's terms + w_cid·L_CID (Eq. 6) + w_domain·L_Domain (Eq. 7) + w_rreid·L^b_RReID;
+    all weights are 1 in the paper (sec. 4.1). The Table 3 rows are the methods ``dcdfa_cid``,
+    ``dcdfa_cid_rreid``, ``dcdfa_cid_domain`` and ``dcdfa``: each multiplies these weights by 0 or 1.
+    """
+    reduction: int = 8              # r of the channel attention (Eq. 3) and of the domain classifier
+    dropout: float = 0.1            # dropout of the domain classifier's "FC + ReLU + Dropout" blocks
+    tau_init: float = 1.0           # initial value of the learnable temperature tau of L_CID (Eq. 6)
+    w_cid: float = 1.0
+    w_domain: float = 1.0
+    w_rreid: float = 1.0
+    probe_images: int = 200         # held-out test images per domain for the per-epoch probes (0: off)
+
+
+@dataclass
+class DANNConfig:
+    """The adversarial baseline ``sbase_dann``: gradient reversal + domain classifier on f (DANN, [10])."""
+    weight: float = 1.0             # weight of the domain-classification loss
+    grl_lambda: float = 1.0         # gradient reversal factor: the backbone receives -lambda x the gradient
 
 
 @dataclass
@@ -107,6 +131,8 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     uda: UDAConfig = field(default_factory=UDAConfig)
+    dcdfa: DCDFAConfig = field(default_factory=DCDFAConfig)
+    dann: DANNConfig = field(default_factory=DANNConfig)
 
     # -- conversions -------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -51,6 +51,8 @@ def run_pipeline(cfg: Config, source_dir: str | Path, target_dir: str | Path, ou
                     resume="auto", progress=progress)
         timings[name] = time.time() - t
         rows.append({"row": name, **_metrics(res["target"]), "cluster": res["cluster"]})
+        for key, m in (res.get("extra_eval") or {}).items():      # e.g. DCDFA Table 2's "using b only"
+            rows.append({"row": f"{name} ({key} only)", **_metrics(m)})
     if oracle:
         t = time.time()
         orc = pretrain(cfg, target, target, out / "oracle", resume="auto", progress=progress)

@@ -34,15 +34,15 @@ def extract_features(model: torch.nn.Module, items: Sequence[tuple], cfg: DataCo
 
 def evaluate_model(model: torch.nn.Module, query: Sequence[tuple], gallery: Sequence[tuple],
                    cfg: DataConfig, device: torch.device, rerank: bool = False,
-                   progress: bool = True, cross_camera_only: bool = True) -> dict:
-    """mAP / CMC of ``model`` on a query/gallery split.
+                   progress: bool = True, key: str = "bn", cross_camera_only: bool = True) -> dict:
+    """mAP / CMC of ``model`` on a query/gallery split, on feature ``out[key]``.
 
     ``cross_camera_only``: the Market-1501 protocol (default), or, when False, ignore only the query
     image itself (same file path) -- for data without camera ids (``evaluation.cross_camera_only``).
     Returns ``{"mAP", "rank1", "rank5", "rank10", ..., "cross_camera_only"}``, metrics as fractions in [0, 1].
     """
-    qf = extract_features(model, query, cfg, device, desc="query", progress=progress)
-    gf = extract_features(model, gallery, cfg, device, desc="gallery", progress=progress)
+    qf = extract_features(model, query, cfg, device, key=key, desc="query", progress=progress)
+    gf = extract_features(model, gallery, cfg, device, key=key, desc="gallery", progress=progress)
     distmat = re_ranking(qf, gf) if rerank else pairwise_distance(qf, gf, metric="cosine")
     res = evaluate(distmat, _col(query, 1), _col(gallery, 1), _col(query, 2), _col(gallery, 2),
                    topk=(1, 5, 10), cross_camera_only=cross_camera_only,

@@ -1,44 +1,27 @@
-"""UDA methods as small plug-ins to the one loop in :mod:`reid_uda_lib.engine.uda`.
+"""The registry of UDA methods: plug-ins to the one loop in :mod:`reid_uda_lib.engine.uda`.
 
-A method says which shared components it switches on (Mean-Net, memory bank) and may add modules and loss
-terms through two hooks. The four rows of DCDFA Table 1 are four switch settings of the same loop:
+The interface (four hooks) is :class:`~reid_uda_lib.engine.method_base.UDAMethod`. The rows of DCDFA
+Tables 1–3 and the adversarial baseline are settings of that one loop:
 
-==============  =========  ===========  ===========================================
-name            Mean-Net   memory bank  DCDFA Table 1 row
-==============  =========  ===========  ===========================================
-base            no         no           Baseline (Base): clustering + CE-LS + triplet
-base_mb         no         yes          Base+MB
-base_meannet    yes        no           Base+Mean-Net
-sbase           yes        yes          Base+MB+Mean-Net (SBase)
-==============  =========  ===========  ===========================================
-
-Later methods (DCDFA, LF²) subclass :class:`UDAMethod`: ``extra_modules`` returns their heads (channel
-attention, domain classifier, fusion module, experts), ``extra_terms`` their losses for a mixed batch.
+===================  =========  ===========  ====================================================
+name                 Mean-Net   memory bank  row
+===================  =========  ===========  ====================================================
+base                 no         no           Table 1 Baseline (Base): clustering + CE-LS + triplet
+base_mb              no         yes          Table 1 Base+MB
+base_meannet         yes        no           Table 1 Base+Mean-Net
+sbase                yes        yes          Table 1 Base+MB+Mean-Net (SBase)
+dcdfa_cid            yes        yes          Table 3 SBase + L_CID
+dcdfa_cid_rreid      yes        yes          Table 3 SBase + L_CID + L^b_RReID
+dcdfa_cid_domain     yes        yes          Table 3 SBase + L_CID + L_Domain
+dcdfa                yes        yes          Table 2/3 SBase + DCDFA (all three; also logs "b only")
+sbase_dann           yes        yes          sec. 4.2.2 SBase + adversarial domain classifier [10]
+===================  =========  ===========  ====================================================
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
-from torch import nn
-
-
-@dataclass(frozen=True)
-class UDAMethod:
-    name: str
-    mean_net: bool = True
-    memory_bank: bool = True
-    description: str = ""
-
-    def extra_modules(self, model: nn.Module) -> nn.ModuleDict:
-        """Modules trained with the backbone (optimised, checkpointed, moved to the device)."""
-        return nn.ModuleDict()
-
-    def extra_terms(self, out_s: dict, out_t: dict, y_s: torch.Tensor, y_t: torch.Tensor,
-                    modules: nn.ModuleDict) -> dict[str, torch.Tensor]:
-        """Extra loss terms for one mixed batch (source outputs/labels, target outputs/pseudo labels)."""
-        return {}
-
+from .method_base import EpochContext, StepContext, UDAMethod
+from .method_dann import DANNMethod
+from .method_dcdfa import DCDFAMethod
 
 METHODS: dict[str, UDAMethod] = {
     m.name: m for m in (
@@ -48,6 +31,14 @@ METHODS: dict[str, UDAMethod] = {
         UDAMethod("base_meannet", mean_net=True, memory_bank=False, description="Base + Mean-Net"),
         UDAMethod("sbase", mean_net=True, memory_bank=True,
                   description="strong baseline: Base + memory bank + Mean-Net (DCDFA sec. 4.1)"),
+        DCDFAMethod("dcdfa_cid", use_domain=False, use_rreid=False, eval_b=False,
+                    description="SBase + L_CID (DCDFA Table 3, row 2)"),
+        DCDFAMethod("dcdfa_cid_rreid", use_domain=False, use_rreid=True, eval_b=False,
+                    description="SBase + L_CID + L^b_RReID (DCDFA Table 3, row 3)"),
+        DCDFAMethod("dcdfa_cid_domain", use_domain=True, use_rreid=False, eval_b=False,
+                    description="SBase + L_CID + L_Domain (DCDFA Table 3, row 4)"),
+        DCDFAMethod("dcdfa", description="SBase + DCDFA: L_CID + L_Domain + L^b_RReID (DCDFA Tables 2-3)"),
+        DANNMethod("sbase_dann", description="SBase + gradient reversal + domain classifier on f (DANN)"),
     )
 }
 
@@ -56,3 +47,6 @@ def get_method(name: str) -> UDAMethod:
     if name not in METHODS:
         raise KeyError(f"unknown UDA method '{name}'; available: {', '.join(METHODS)}")
     return METHODS[name]
+
+
+__all__ = ["METHODS", "get_method", "UDAMethod", "StepContext", "EpochContext"]

@@ -21,7 +21,9 @@ from .runlog import MetricsLog
 class RunDir:
     def __init__(self, out_dir: str | Path, stage: str, cfg: Config, resume: bool | str):
         """``resume``: False (refuse to touch an existing checkpoint), True (continue it; warn if there is
-        none) or ``"auto"`` (continue it if present, else start fresh; used by the pipeline)."""
+        none: the CLI's ``--resume``) or ``"auto"`` (continue it if present, else start fresh, quietly; used
+        by the pipeline and the notebooks). One plain line says what happened: "reused <run>, made by preset
+        ci, seed 0" or "continuing <run> from epoch N of M" here, "trained <run> (...)" in :meth:`finish`."""
         self.root = Path(out_dir)
         self.stage = stage
         self.cfg = cfg
@@ -38,6 +40,8 @@ class RunDir:
         elif resume is True:
             warnings.warn(f"--resume given but {self.checkpoint} does not exist yet: starting from epoch 0")
         self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0
+        if self.resume_state is not None:
+            print(self._resume_line(), flush=True)
         self.root.mkdir(parents=True, exist_ok=True)
         self.log.truncate(stage, self.start_epoch)
         (self.root / "config.json").write_text(cfg.to_json())
@@ -56,8 +60,21 @@ class RunDir:
     def save(self, state: dict[str, Any]) -> None:
         save_checkpoint(self.checkpoint, {"kind": self.stage, "config": self.cfg.to_dict(), **state})
 
+    def _resume_line(self) -> str:
+        """The one plain line said when a checkpoint is found: reused as it is, or continued."""
+        made = self.resume_state.get("config") or {}
+        made_by = f"made by preset {made.get('preset', '?')}, seed {made.get('seed', '?')}"
+        epochs = getattr(getattr(self.cfg, self.stage, None), "epochs", None)
+        if epochs is not None and self.start_epoch >= epochs:
+            return f"reused {self.root}, {made_by}"
+        of = f" of {epochs}" if epochs is not None else ""
+        return f"continuing {self.root} from epoch {self.start_epoch + 1}{of} ({made_by})"
+
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """Write ``summary.json`` and the curves; say "trained <run>" when this call trained it from scratch."""
         (self.root / "summary.json").write_text(json.dumps(summary, indent=2))
+        if self.resume_state is None:
+            print(f"trained {self.root} (preset {self.cfg.preset}, seed {self.cfg.seed})", flush=True)
         try:
             from ..viz.curves import plot_curves
             plot_curves(self.log.read(), self.root / "figures" / "curves.png", title=f"{self.stage}: {self.root.name}")

@@ -29,14 +29,14 @@ from ..losses import MemoryBank
 from ..models import MeanTeacher, build_model
 from ..utils import resolve_device, seed_everything
 from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state
-from .common import RunningMean, build_optimizer, check_finite, supervised_terms
+from .common import RunningMean, build_optimizer, check_finite
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
+from .method_base import EpochContext
 from .methods import get_method
 from .rundir import RunDir
 from .runlog import format_record
-
-TARGET_HEAD = "target"
+from .uda_step import TARGET_HEAD, UDAParts, train_step
 
 
 def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint: str | Path | None,
@@ -63,16 +63,22 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         init = load_checkpoint(init_checkpoint, kind=("pretrain", "uda"))
         check_model_config(init, cfg.to_dict()["model"], init_checkpoint)
         _load_weights(model, init["model"], init_checkpoint, n_src)
-    extra = method.extra_modules(model).to(device)
+    extra = method.extra_modules(model, cfg).to(device)
     mean_net = MeanTeacher(model, momentum=cfg.uda.ema_momentum) if method.mean_net else None
+    # the Mean-Net averages the method's modules too (DCDFA's "b only" evaluation needs the mean attention)
+    has_extra = len(extra.state_dict()) > 0     # sbase & co. have none: their checkpoints keep the old layout
+    mean_extra = MeanTeacher(extra, momentum=cfg.uda.ema_momentum) if method.mean_net and has_extra else None
     memory = None
     if method.memory_bank:
         memory = MemoryBank(n_src, len(target.train), model.feat_dim, momentum=cfg.loss.memory_momentum,
                             scale=cfg.loss.memory_scale, margin=cfg.loss.memory_margin).to(device)
     optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), cfg.optim)
     eval_net = mean_net.module if mean_net is not None else model
+    eval_extra = mean_extra.module if mean_extra is not None else extra
+    parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg)
 
-    step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, memory=memory)
+    step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, mean_extra=mean_extra,
+                       memory=memory)
     if run.resume_state is None and memory is not None:
         # Source prototypes: the mean feature of each source identity under the initial model.
         feats = extract_features(eval_net, source.train, cfg.data, device, desc="source prototypes",
@@ -110,40 +116,35 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         s_loader.sampler.set_epoch(epoch)
         t_loader.sampler.set_epoch(epoch)
         model.train()
+        extra.train()
         meter = RunningMean()
         bar = tqdm(zip(s_loader, t_loader), total=n_batches, desc=f"{method.name} {epoch + 1}/{epochs}",
                    leave=False, disable=not progress)
         for it, (b_s, b_t) in enumerate(bar):
             x_s, y_s, _, _ = to_device(b_s, device)
             x_t, y_t, _, idx_t = to_device(b_t, device)
-            out_s, out_t = _split(model(torch.cat([x_s, x_t])), len(x_s))
-            terms = supervised_terms(out_s, y_s, "source", cfg.loss, prefix="s_")
-            terms.update(supervised_terms(out_t, y_t, TARGET_HEAD, cfg.loss, prefix="t_"))
-            if memory is not None:
-                terms["s_mem"] = cfg.loss.w_memory * memory.loss(out_s["bn"], y_s, "source")
-                terms["t_mem"] = cfg.loss.w_memory * memory.loss(out_t["bn"], y_t, "target")
-            terms.update(method.extra_terms(out_s, out_t, y_s, y_t, extra))
-            check_finite(terms, method.name, epoch, it, step, str(run.checkpoint))
-            optimizer.zero_grad(set_to_none=True)
-            sum(terms.values()).backward()
-            optimizer.step()
+            terms = train_step(parts, x_s, y_s, x_t, y_t, idx_t, step, epoch,
+                               check=lambda t: check_finite(t, method.name, epoch, it, step, str(run.checkpoint)))
             step += 1
-            if mean_net is not None:
-                mean_net.update(model)
-            if memory is not None:
-                with torch.no_grad():
-                    memory.update_source(out_s["bn"].detach(), y_s)
-                    memory.update_target(out_t["bn"].detach(), idx_t)
             meter.add(terms)
             bar.set_postfix({"loss": f"{sum(meter.means().values()):.3f}"})
 
         # 5. evaluate + checkpoint
         record = {"stage": "uda", "method": method.name, "epoch": epoch, "step": step,
                   "lr": optimizer.param_groups[0]["lr"], **meter.means(), "cluster": quality}
+        probe = method.epoch_diagnostics(EpochContext(eval_net, eval_extra, source, target, cfg, device, epoch,
+                                                      progress))
+        if probe:
+            record["probe"] = probe
         if (epoch + 1) % cfg.uda.eval_every == 0 or epoch == epochs - 1:
             record["target"] = evaluate_model(eval_net, target.query, target.gallery, cfg.data, device,
                                               progress=progress,
                                               cross_camera_only=cfg.evaluation.cross_camera_only)
+        if epoch == epochs - 1:
+            for name, net in method.extra_evaluations(eval_net, eval_extra).items():
+                record[f"target_{name}"] = evaluate_model(net, target.query, target.gallery, cfg.data, device,
+                                                          key="feat", progress=progress,
+                                                          cross_camera_only=cfg.evaluation.cross_camera_only)
         run.log.write(record)
         # The target head is rebuilt from fresh clusters at the next epoch: drop it (and its optimiser
         # state) so the checkpoint has the same structure as a freshly built model -> exact resume.
@@ -152,6 +153,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
                  "optimizer": optimizer.state_dict(), "rng": rng_state(), "method": method.name}
         if mean_net is not None:
             state["mean_net"] = mean_net.state_dict()
+        if mean_extra is not None:
+            state["mean_extra"] = mean_extra.state_dict()
         if memory is not None:
             state["memory"] = memory.state_dict()
         run.save(state)
@@ -161,8 +164,10 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
 
     if not record:
         record = run.log.read()[-1]
+    extra_eval = {k[len("target_"):]: v for k, v in record.items() if k.startswith("target_")}
     return run.finish({"stage": "uda", "method": method.name, "checkpoint": str(run.checkpoint),
-                       "epochs": epochs, "target": record.get("target"), "cluster": record.get("cluster")})
+                       "epochs": epochs, "target": record.get("target"), "cluster": record.get("cluster"),
+                       "extra_eval": extra_eval, "probe": record.get("probe")})
 
 
 def _class_means(feats: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -171,13 +176,6 @@ def _class_means(feats: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Ten
     sums.index_add_(0, labels, feats)
     counts = torch.bincount(labels, minlength=n).clamp_min(1).unsqueeze(1).to(feats.dtype)
     return sums / counts
-
-
-def _split(out: dict, n: int) -> tuple[dict, dict]:
-    """Split the outputs of a concatenated [source; target] forward into two dicts."""
-    def part(v, sl):
-        return {k: part(x, sl) for k, x in v.items()} if isinstance(v, dict) else v[sl]
-    return part(out, slice(0, n)), part(out, slice(n, None))
 
 
 def _drop_target_head(model, mean_net, optimizer) -> None:

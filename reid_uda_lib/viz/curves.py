@@ -4,29 +4,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
+from .figure import NotebookFigure, new_figure
 
 _SKIP = {"epoch", "step", "lr"}
 
 
-def plot_curves(records: Sequence[dict], path: str | Path | None = None, title: str = ""):
+def plot_curves(records: Sequence[dict], path: str | Path | None = None, title: str = "") -> NotebookFigure:
     """Plot the per-epoch records of a ``metrics.jsonl`` log; save to ``path`` when given.
 
-    Returns the matplotlib Figure (left: mean loss terms, right: target mAP/Rank-1 and, for UDA runs,
-    the pseudo-label NMI).
+    Returns the Figure (left: mean loss terms, right: target mAP/Rank-1 and, for UDA runs, the pseudo-label
+    NMI). It is not a pyplot figure and needs no display: in a notebook, end the cell with the call (no
+    trailing ``;``) and it shows inline; in a script, pass ``path``.
     """
     if not records:
         raise ValueError("plot_curves needs at least one metrics record (is metrics.jsonl empty?)")
     epochs = [r["epoch"] + 1 for r in records]
-    fig, (ax_l, ax_m) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = new_figure(figsize=(10, 3.6))
+    ax_l, ax_m = fig.subplots(1, 2)
     terms = sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float)) and k not in _SKIP})
     for k in terms:
         ax_l.plot(epochs, [r.get(k) for r in records], marker=".", label=k)
     ax_l.set(xlabel="epoch", ylabel="mean loss", title="loss terms")
-    ax_l.legend(fontsize=7)
     for key, style in (("mAP", "-o"), ("rank1", "--s")):
         pts = [(e, r["target"][key]) for e, r in zip(epochs, records) if isinstance(r.get("target"), dict)]
         if pts:
@@ -35,11 +35,13 @@ def plot_curves(records: Sequence[dict], path: str | Path | None = None, title: 
     if nmi:
         ax_m.plot(*zip(*nmi), ":^", label="pseudo-label NMI")
     ax_m.set(xlabel="epoch", ylim=(0, 1), title="target test / label quality")
-    ax_m.legend(fontsize=7)
+    for ax in (ax_l, ax_m):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+        if ax.get_legend_handles_labels()[0]:  # a run without target evaluation has no curves here
+            ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)
-        plt.close(fig)
     return fig

@@ -1,0 +1,85 @@
+"""Results over seeds: one table of mean ± std from the run folders of several seeds.
+
+Each seed's folder is what ``python -m reid_uda_lib demo --set seed=S --out DIR`` (or ``train``) writes:
+``DIR/pretrain/summary.json`` (direct transfer) and ``DIR/<method>/summary.json`` (one per UDA method,
+with the extra evaluations such as DCDFA's "b only" and the last epoch's probes). Synthetic-data figures
+move by several mAP points between seeds and between CPU types, so a row is only meaningful with its
+spread; the table says how many seeds each row has.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+COLUMNS = ("mAP", "rank1", "rank5", "rank10")
+
+
+def collect_rows(run_dirs: Sequence[str | Path], methods: Optional[Iterable[str]] = None) -> dict[str, list[dict]]:
+    """``{row name: [metrics of seed 1, seed 2, ...]}`` from the stage summaries of every run folder.
+
+    Rows: "direct transfer", each method found (or listed in ``methods``, in that order), "<method> (b only)"
+    for each extra evaluation, and "oracle" when present. Missing stages are skipped.
+    """
+    rows: dict[str, list[dict]] = {}
+
+    def add(name: str, metrics: Optional[dict]) -> None:
+        if metrics:
+            rows.setdefault(name, []).append(metrics)
+
+    for d in map(Path, run_dirs):
+        if not d.is_dir():
+            raise FileNotFoundError(f"run folder {d} does not exist (expected the --out of a demo/train run)")
+        pre = _summary(d / "pretrain")
+        add("direct transfer (source only)", pre and pre.get("target"))
+        names = list(methods) if methods else sorted(p.parent.name for p in d.glob("*/summary.json")
+                                                      if p.parent.name not in ("pretrain", "oracle"))
+        for name in names:
+            s = _summary(d / name)
+            if s is None:
+                continue
+            add(name, {**s["target"], "cluster": s.get("cluster"), "probe": s.get("probe")})
+            for key, m in (s.get("extra_eval") or {}).items():
+                add(f"{name} ({key} only)", m)
+        orc = _summary(d / "oracle")
+        add("oracle (supervised on target)", orc and orc.get("target"))
+    return rows
+
+
+def seeds_table(rows: dict[str, list[dict]]) -> str:
+    """Markdown table: mean ± std (sample std, ddof=1) in % over the seeds, and the number of seeds."""
+    out = "| method | seeds | target mAP | R1 | R5 | R10 |\n|---|---:|---:|---:|---:|---:|\n"
+    for name, runs in rows.items():
+        cells = []
+        for c in COLUMNS:
+            v = 100 * np.asarray([r[c] for r in runs], dtype=float)
+            cells.append(f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}")
+        out += f"| {name} | {len(runs)} | " + " | ".join(cells) + " |\n"
+    return out
+
+
+def probes_table(rows: dict[str, list[dict]]) -> str:
+    """Markdown table of the last epoch's disentanglement probes (mean ± std over seeds) for rows that have them."""
+    keys = ("domain_acc_f", "domain_acc_b", "domain_acc_e", "r_t_is_target", "r_s_is_source", "id_follows_b")
+    lines = []
+    for name, runs in rows.items():
+        probes = [r["probe"] for r in runs if r.get("probe")]
+        if not probes:
+            continue
+        cells = []
+        for k in keys:
+            v = 100 * np.asarray([p[k] for p in probes], dtype=float)
+            cells.append(f"{v.mean():.0f} ± {v.std(ddof=1):.0f}" if len(v) > 1 else f"{v.mean():.0f}")
+        lines.append(f"| {name} | {len(probes)} | " + " | ".join(cells) + " |\n")
+    if not lines:
+        return ""
+    head = ("| method | seeds | domain acc. f | domain acc. b | domain acc. e | r^t → target | r^s → source "
+            "| identity follows b |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    return head + "".join(lines)
+
+
+def _summary(stage_dir: Path) -> Optional[dict]:
+    p = stage_dir / "summary.json"
+    return json.loads(p.read_text()) if p.is_file() else None

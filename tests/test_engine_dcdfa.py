@@ -1,0 +1,96 @@
+"""DCDFA and the adversarial baseline in the one UDA loop (ci preset, tiny synthetic pair)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reid_uda_lib.config import get_preset
+from reid_uda_lib.data import load_dataset
+from reid_uda_lib.engine import NonFiniteLossError, adapt, load_checkpoint, pretrain
+from reid_uda_lib.engine import method_dcdfa
+
+pytestmark = pytest.mark.slow
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _cfg(**over):
+    base = {"pretrain.epochs": 1, "pretrain.iters_per_epoch": 3, "uda.epochs": 2, "uda.iters_per_epoch": 3,
+            "data.batch_size": 16, "uda.k1": 8, "uda.k2": 3, "uda.eps": 0.7, "uda.min_samples": 3,
+            "dcdfa.probe_images": 24, "uda.method": "dcdfa"}
+    base.update(over)
+    return get_preset("ci", **base)
+
+
+@pytest.fixture(scope="module")
+def setup(synthetic_pair, tmp_path_factory):
+    src, tgt = load_dataset(synthetic_pair["A"]), load_dataset(synthetic_pair["B"])
+    out = tmp_path_factory.mktemp("pre_dcdfa")
+    pretrain(_cfg(), src, tgt, out, progress=False)
+    return src, tgt, out / "checkpoint.pt"
+
+
+def _stop_after_first_epoch(epoch, record):
+    if epoch == 0:
+        raise Interrupt
+
+
+def test_dcdfa_run_logs_probes_b_only_and_resumes_exactly(setup, tmp_path):
+    src, tgt, init = setup
+    cfg = _cfg()
+    full = adapt(cfg, src, tgt, init, tmp_path / "full", progress=False)
+    with pytest.raises(Interrupt):
+        adapt(cfg, src, tgt, init, tmp_path / "cut", progress=False, on_epoch_end=_stop_after_first_epoch)
+    resumed = adapt(cfg, src, tgt, init, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["target"] == full["target"] and resumed["extra_eval"] == full["extra_eval"]
+    assert resumed["probe"] == full["probe"]
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in ("cut", "full"))
+    for part in ("model", "extra"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in b[part])
+    # the Mean-Net averages the DCDFA modules too, and the checkpoint holds them
+    assert {"attention.mlp.0.weight", "domain.net.0.weight", "tau.log_tau", "b_neck.weight"} <= set(b["extra"])
+    assert set(b["mean_extra"]["module"]) == set(b["extra"])
+    assert all(torch.equal(a["mean_extra"]["module"][k], b["mean_extra"]["module"][k])
+               for k in b["extra"])
+    assert not torch.equal(b["mean_extra"]["module"]["attention.mlp.0.weight"],
+                           b["extra"]["attention.mlp.0.weight"])
+    rec = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert {"cid", "domain", "b_ce", "b_tri", "s_mem", "t_ce"} <= set(rec[0])
+    for r in rec:     # probes every epoch, next to the pseudo-label quality
+        assert {"domain_acc_f", "domain_acc_b", "domain_acc_e", "r_t_is_target", "id_follows_b",
+                "m_channel_gap"} <= set(r["probe"])
+        assert 0.0 <= r["probe"]["domain_acc_b"] <= 1.0
+    assert "target_b" in rec[-1] and "target_b" not in rec[0]       # "b only": last epoch
+    assert 0.0 <= full["extra_eval"]["b"]["mAP"] <= 1.0
+
+
+def test_dann_baseline_and_table3_row_run(setup, tmp_path):
+    src, tgt, init = setup
+    res = adapt(_cfg(**{"uda.method": "sbase_dann", "uda.epochs": 1}), src, tgt, init, tmp_path / "dann",
+                progress=False)
+    rec = json.loads((tmp_path / "dann" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "adv" in rec and "probe" not in rec and res["extra_eval"] == {}
+    res = adapt(_cfg(**{"uda.method": "dcdfa_cid", "uda.epochs": 1, "dcdfa.probe_images": 0}), src, tgt, init,
+                tmp_path / "cid", progress=False)
+    rec = json.loads((tmp_path / "cid" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "cid" in rec and "domain" not in rec and "b_ce" not in rec and "probe" not in rec
+
+
+def test_nan_in_a_dcdfa_term_is_named_and_the_checkpoint_kept(setup, tmp_path, monkeypatch):
+    src, tgt, init = setup
+    real = method_dcdfa.cid_loss
+    calls = {"n": 0}
+
+    def poisoned(*args):
+        calls["n"] += 1
+        loss = real(*args)
+        return loss * float("nan") if calls["n"] > 3 else loss       # epoch 0 (3 steps) is fine
+
+    monkeypatch.setattr(method_dcdfa, "cid_loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"loss term 'cid' is nan at epoch 1, iteration 0"):
+        adapt(_cfg(**{"dcdfa.probe_images": 0}), src, tgt, init, tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 0

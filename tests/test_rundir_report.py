@@ -1,0 +1,44 @@
+"""RunDir's one plain line: "trained" / "reused ..., made by preset ci, seed 0" / "continuing ... from
+epoch N"; ``resume="auto"`` (notebooks, pipeline) is quiet, an explicit ``resume=True`` (CLI --resume)
+without a checkpoint still warns."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from reid_uda_lib.config import get_preset
+from reid_uda_lib.engine.rundir import RunDir
+
+
+def _one_epoch(run: RunDir, epoch: int) -> None:
+    """What a training loop does at the end of an epoch, without the training."""
+    run.log.write({"stage": run.stage, "epoch": epoch, "step": epoch + 1, "lr": 0.1, "ce": 1.0})
+    run.save({"epoch": epoch, "step": epoch + 1})
+
+
+def test_auto_trains_quietly_then_reuses_then_continues(tmp_path, capsys):
+    cfg = get_preset("ci")  # pretrain.epochs == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the normal notebook path must not warn
+        run = RunDir(tmp_path, "pretrain", cfg, resume="auto")
+        assert run.start_epoch == 0 and capsys.readouterr().out == ""
+        for epoch in range(cfg.pretrain.epochs):
+            _one_epoch(run, epoch)
+        run.finish({"stage": "pretrain"})
+        assert capsys.readouterr().out == f"trained {tmp_path} (preset ci, seed 0)\n"
+
+        again = RunDir(tmp_path, "pretrain", cfg.override(seed=3), resume="auto")
+        assert again.start_epoch == 2
+        again.finish({"stage": "pretrain"})
+        # the seed named is the one that made the checkpoint, not the caller's
+        assert capsys.readouterr().out == f"reused {tmp_path}, made by preset ci, seed 0\n"
+
+        longer = RunDir(tmp_path, "pretrain", cfg.override(**{"pretrain.epochs": 4}), resume="auto")
+        assert longer.start_epoch == 2
+        assert capsys.readouterr().out == f"continuing {tmp_path} from epoch 3 of 4 (made by preset ci, seed 0)\n"
+
+
+def test_explicit_resume_without_checkpoint_still_warns(tmp_path):
+    with pytest.warns(UserWarning, match="--resume given but .*checkpoint.pt does not exist yet"):
+        RunDir(tmp_path / "run", "uda", get_preset("ci"), resume=True)
