@@ -54,6 +54,15 @@ def test_all_camera_ids_equal(tmp_path):
                                             "evaluation.cross_camera_only=false")
 
 
+def test_empty_person_folder_is_a_warning(tmp_path):
+    root = make_tree(tmp_path / "mine")
+    (root / "gallery" / "nobody").mkdir()
+    (root / "gallery" / "nobody" / "notes.txt").write_text("not an image")
+    report = check_dataset(root, images=False)
+    assert report.ok
+    assert ("warning", "1 person folder(s) hold no image and are ignored: gallery/nobody") in _levels(report)
+
+
 def test_unlabelled_target_can_only_be_a_target(tmp_path):
     tree = {k: v for k, v in TREE.items() if k != "train"}
     report = check_dataset(make_tree(tmp_path / "t", tree, loose_train=["a.jpg", "b.jpg"]), images=False)

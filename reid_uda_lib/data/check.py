@@ -8,7 +8,8 @@ Three levels of findings:
   cannot be decoded. ``check`` exits with 1; ``load_dataset`` raises :class:`DatasetCheckError` for the
   structural ones (image contents are only read by ``check`` and by ``load_dataset(verify=...)``).
 * **warning** -- usable, but probably not what was meant: the same file in query and gallery, a copy
-  of a query image in the gallery under another name (``check`` only), tiny images. ``load_dataset`` issues them with :mod:`warnings`.
+  of a query image in the gallery under another name, tiny images, empty person folders (``check`` only
+  for the last three). ``load_dataset`` issues them with :mod:`warnings`.
 * **note** -- facts that decide the evaluation protocol: no camera ids / all camera ids equal (needs
   ``evaluation.cross_camera_only=false``), queries without a gallery match from another camera.
 
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ..evaluation.metrics import protocol_camids
 from .datasets import ReidDataset, load_dataset
+from .folder_layout import parse_folder_layout
 from .image_dataset import _DECODE_ERRORS
 from .layouts import DatasetLayoutError, detect_layout
 
@@ -290,6 +292,11 @@ def check_dataset(path: str | os.PathLike, root: str | os.PathLike | None = None
         return report
     report.dataset, report.layout, report.path = ds, ds.layout, ds.root
     report.problems += structural_problems(ds)
+    if ds.layout == "folder":
+        empty = parse_folder_layout(ds.root, cam_pattern)[3].empty_id_dirs   # lists folders, opens no image
+        if empty:
+            report.problems.append(Problem("warning", f"{len(empty)} person folder(s) hold no image and are "
+                                                      f"ignored: {_some(empty)}"))
     if images:
         report.problems += image_problems(ds, min_side=min_side, progress=progress)
         report.images_checked = len({p for s in SPLITS for p, _, _ in getattr(ds, s)})
