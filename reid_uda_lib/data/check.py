@@ -83,7 +83,8 @@ def structural_problems(ds: ReidDataset) -> list[Problem]:
     q_ids, g_ids = {p for _, p, _ in ds.query}, {p for _, p, _ in ds.gallery}
     missing = sorted(q_ids - g_ids) if ds.gallery else []
     if missing:
-        n_img = sum(p in set(missing) for _, p, _ in ds.query)
+        missing_set = set(missing)
+        n_img = sum(p in missing_set for _, p, _ in ds.query)
         out.append(Problem("error", f"{len(missing)} query identit{'y has' if len(missing) == 1 else 'ies have'} "
                                     f"no image in the gallery ({n_img} query images cannot be evaluated): "
                                     f"{_some([_id_label(ds, p) for p in missing])}; add gallery images of "
