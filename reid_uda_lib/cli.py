@@ -1,4 +1,4 @@
-"""Command line: ``python -m reid_uda_lib {demo,pretrain,train,evaluate,synthetic,summary,table}``.
+"""Command line: ``python -m reid_uda_lib {demo,pretrain,train,evaluate,synthetic,summary,table,check}``.
 
 Configuration is data: pick a preset and change any field with ``--set section.field=value`` (the same
 dotted names papermill parameters and Python use), e.g. ``--set uda.epochs=3 --set model.arch=resnet50``.
@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="print the statistics of a dataset folder")
     p.add_argument("dataset")
     p.add_argument("--data-root", default=None)
+
+    p = sub.add_parser("check", help="check a dataset folder: layout, counts, problems; exit code 0 = usable")
+    p.add_argument("dataset", help="dataset folder (any layout) or name")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--cam-pattern", default=None,
+                   help=r"folder-per-person layout: regex with a named group 'cam', e.g. 'cam(?P<cam>\d+)'")
+    p.add_argument("--no-images", action="store_true", help="do not open the images (faster)")
+    p.add_argument("--min-side", type=int, default=16, help="report images smaller than this (pixels)")
     return ap
 
 
@@ -147,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "summary":
         print(_dataset(args.dataset, args.data_root).summary())
         return 0
+    if cmd == "check":
+        from .data import check_dataset
+        report = check_dataset(args.dataset, root=args.data_root, cam_pattern=args.cam_pattern,
+                               images=not args.no_images, min_side=args.min_side)
+        print(report.text())
+        return 0 if report.ok else 1
     return 2
 
 

@@ -36,6 +36,14 @@ class DataConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    # True: Market-1501 protocol (gallery images of the query's pid seen by the query's camera are ignored).
+    # False: for data without camera ids (folder-per-person without a camera pattern): only the query
+    # image itself (same file path) is ignored. Printed with every result and stored in metrics.jsonl.
+    cross_camera_only: bool = True
+
+
+@dataclass
 class ModelConfig:
     arch: str = "resnet18"          # tiny | resnet18 | resnet50
     weights: Optional[str] = None   # None | "imagenet" | path to a local torchvision state_dict file
@@ -117,6 +125,7 @@ class Config:
     device: str = "auto"            # auto | cpu | cuda | cuda:1 | mps
     deterministic: bool = True
     data: DataConfig = field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -203,10 +203,15 @@ def test_value_errors(fn):
         fn(d, qpid + 0.5, gpid, qcam, gcam)
     with pytest.raises(ValueError, match="topk must contain positive integers"):
         fn(d, qpid, gpid, qcam, gcam, topk=(0, 5))
-    # every item on camera 0: all same-pid gallery items are junk, so no query has a positive
+    # every item on camera 0: all same-pid gallery items are junk, so no query has a positive; the error
+    # names the problem and the protocol switch (issue 13)
+    with pytest.raises(ValueError, match=r"no valid query: camera ids are all equal to 0 for all 3 queries and 6 "
+                                         r"gallery images[\s\S]*evaluation.cross_camera_only=false"):
+        fn(d, qpid, gpid, np.zeros(3, int), np.zeros(6, int))
+    # two cameras, but every same-pid gallery item is on the query's camera: the general message
     with pytest.raises(ValueError, match=r"no valid query: none of the 3 queries has a gallery item with the "
                                          r"same pid and a different camid"):
-        fn(d, qpid, gpid, np.zeros(3, int), np.zeros(6, int))
+        fn(d, qpid, gpid, np.array([0, 1, 0]), np.array([0, 1, 0, 0, 0, 1]))
 
 
 def test_nan_in_skipped_row_of_chunk_without_positives_is_caught():

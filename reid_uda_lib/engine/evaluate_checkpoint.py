@@ -12,10 +12,11 @@ from .features import evaluate_model
 
 
 def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = False, device: str = "auto",
-                        progress: bool = True) -> dict:
+                        progress: bool = True, cross_camera_only: bool | None = None) -> dict:
     """Rebuild the model from the checkpoint's own config and evaluate it.
 
     A UDA checkpoint is evaluated with its Mean-Net when it has one (the model the papers report).
+    ``cross_camera_only`` defaults to the checkpoint's ``evaluation.cross_camera_only``.
     """
     state = load_checkpoint(path, kind=("pretrain", "uda"))
     cfg = Config.from_dict(state["config"])
@@ -24,6 +25,9 @@ def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = F
     n_classes = weights["classifiers.source.weight"].shape[0] if "classifiers.source.weight" in weights else 0
     model = build_model(cfg.model, num_classes=n_classes).to(dev)
     model.load_state_dict(weights)
-    res = evaluate_model(model, dataset.query, dataset.gallery, cfg.data, dev, rerank=rerank, progress=progress)
+    if cross_camera_only is None:
+        cross_camera_only = cfg.evaluation.cross_camera_only
+    res = evaluate_model(model, dataset.query, dataset.gallery, cfg.data, dev, rerank=rerank, progress=progress,
+                         cross_camera_only=cross_camera_only)
     return {"checkpoint": str(path), "stage": state["kind"], "epoch": state["epoch"], "dataset": dataset.name,
             "rerank": rerank, **res}

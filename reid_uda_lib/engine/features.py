@@ -34,19 +34,23 @@ def extract_features(model: torch.nn.Module, items: Sequence[tuple], cfg: DataCo
 
 def evaluate_model(model: torch.nn.Module, query: Sequence[tuple], gallery: Sequence[tuple],
                    cfg: DataConfig, device: torch.device, rerank: bool = False,
-                   progress: bool = True, key: str = "bn") -> dict:
-    """mAP / CMC of ``model`` on a query/gallery split (Market-1501 protocol), on feature ``out[key]``.
+                   progress: bool = True, key: str = "bn", cross_camera_only: bool = True) -> dict:
+    """mAP / CMC of ``model`` on a query/gallery split, on feature ``out[key]``.
 
-    Returns ``{"mAP", "rank1", "rank5", "rank10", ...}`` as fractions in [0, 1].
+    ``cross_camera_only``: the Market-1501 protocol (default), or, when False, ignore only the query
+    image itself (same file path) -- for data without camera ids (``evaluation.cross_camera_only``).
+    Returns ``{"mAP", "rank1", "rank5", "rank10", ..., "cross_camera_only"}``, metrics as fractions in [0, 1].
     """
     qf = extract_features(model, query, cfg, device, key=key, desc="query", progress=progress)
     gf = extract_features(model, gallery, cfg, device, key=key, desc="gallery", progress=progress)
     distmat = re_ranking(qf, gf) if rerank else pairwise_distance(qf, gf, metric="cosine")
     res = evaluate(distmat, _col(query, 1), _col(gallery, 1), _col(query, 2), _col(gallery, 2),
-                   topk=(1, 5, 10))
+                   topk=(1, 5, 10), cross_camera_only=cross_camera_only,
+                   query_paths=[it[0] for it in query], gallery_paths=[it[0] for it in gallery])
     out = {"mAP": float(res["mAP"])}
     out.update({f"rank{k}": float(v) for k, v in res["cmc"].items()})
     out["num_skipped_queries"] = int(res["num_skipped_queries"])
+    out["cross_camera_only"] = bool(cross_camera_only)
     return out
 
 

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config
 from ..data import ReidDataset
+from ..data.check import require_role
 from ..models import build_model
 from ..utils import resolve_device, seed_everything
 from .checkpoint import rng_state
@@ -32,6 +33,11 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     at the end, ``source`` in-domain metrics, so the domain gap is visible in one place.
     ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint is written.
     """
+    require_role(source, "source")
+    if source.query:  # evaluated in-domain at the end
+        require_role(source, "evaluation", cfg.evaluation.cross_camera_only)
+    if target is not None:
+        require_role(target, "evaluation", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
     run = RunDir(out_dir, "pretrain", cfg, resume)
     device = resolve_device(cfg.device)
@@ -68,10 +74,12 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         last = epoch == epochs - 1
         if target is not None and ((epoch + 1) % cfg.pretrain.eval_every == 0 or last):
             record["target"] = evaluate_model(model, target.query, target.gallery, cfg.data, device,
-                                              progress=progress)
+                                              progress=progress,
+                                              cross_camera_only=cfg.evaluation.cross_camera_only)
         if last and source.query and source is not target:  # the oracle run (source = target) has it already
             record["source"] = evaluate_model(model, source.query, source.gallery, cfg.data, device,
-                                              progress=progress)
+                                              progress=progress,
+                                              cross_camera_only=cfg.evaluation.cross_camera_only)
         run.log.write(record)
         run.save({"epoch": epoch, "step": step, "model": model.state_dict(),
                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

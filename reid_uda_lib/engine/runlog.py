@@ -54,7 +54,8 @@ def format_record(record: dict) -> str:
     for split in ("target", "source") + tuple(k for k in record if k.startswith("target_")):
         if isinstance(record.get(split), dict):
             m = record[split]
-            parts.append(f"{split}: mAP {100 * m['mAP']:.1f} R1 {100 * m['rank1']:.1f}")
+            protocol = " (cross-camera)" if m.get("cross_camera_only", True) else " (all cameras)"
+            parts.append(f"{split}: mAP {100 * m['mAP']:.1f} R1 {100 * m['rank1']:.1f}{protocol}")
     q = record.get("cluster")
     if isinstance(q, dict):
         parts.append(f"clusters {q.get('n_clusters')} outliers {100 * q.get('outlier_ratio', 0):.0f}% "

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ..cluster import check_clusters, label_quality, pseudo_labels
 from ..config import Config
 from ..data import ReidDataset
+from ..data.check import require_role
 from ..losses import MemoryBank
 from ..models import MeanTeacher, build_model
 from ..utils import resolve_device, seed_everything
@@ -46,6 +47,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     ``init_checkpoint`` is a pretraining (or earlier UDA) checkpoint; it is ignored when resuming a run
     from ``<out_dir>/checkpoint.pt``. Returns the summary (final target metrics, last label quality).
     """
+    require_role(source, "source")
+    require_role(target, "target", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
     method = get_method(cfg.uda.method)
     run = RunDir(out_dir, "uda", cfg, resume)
@@ -135,11 +138,13 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
             record["probe"] = probe
         if (epoch + 1) % cfg.uda.eval_every == 0 or epoch == epochs - 1:
             record["target"] = evaluate_model(eval_net, target.query, target.gallery, cfg.data, device,
-                                              progress=progress)
+                                              progress=progress,
+                                              cross_camera_only=cfg.evaluation.cross_camera_only)
         if epoch == epochs - 1:
             for name, net in method.extra_evaluations(eval_net, eval_extra).items():
                 record[f"target_{name}"] = evaluate_model(net, target.query, target.gallery, cfg.data, device,
-                                                          key="feat", progress=progress)
+                                                          key="feat", progress=progress,
+                                                          cross_camera_only=cfg.evaluation.cross_camera_only)
         run.log.write(record)
         # The target head is rebuilt from fresh clusters at the next epoch: drop it (and its optimiser
         # state) so the checkpoint has the same structure as a freshly built model -> exact resume.

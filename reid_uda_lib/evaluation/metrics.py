@@ -7,6 +7,12 @@ Protocol (for each query):
 * the gallery is ranked by increasing distance, ties broken by gallery index (a **stable** sort), so the
   result is a function of the inputs alone (torchreid's unstable argsort makes tied ranks arbitrary);
 * a query without any positive is skipped and counted;
+* **without camera ids** (``cross_camera_only=False``): only *the query image itself* is junk, i.e. a
+  gallery entry with the same file path as the query (``os.path.abspath`` + ``normcase``; pass
+  ``query_paths``/``gallery_paths``); every other image of the query's pid is a positive, whatever its
+  camera. Query and gallery are separate lists, so this only matters when a file is in both. With
+  cross-camera evaluation on and every camera id equal (e.g. all -1 = absent), no query could have a
+  positive: ``evaluate`` raises a ValueError naming the switch instead of returning nothing;
 * AP = mean over positives of (positives up to it) / (its rank among kept items);
   CMC@k = 1 when the first positive is within rank k. Both are averaged over the valid queries.
 
@@ -29,7 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["evaluate", "evaluate_reference"]
+__all__ = ["evaluate", "evaluate_reference", "protocol_camids"]
 
 # Dense temporaries per chunk are one bool (the threshold mask) per element: 2**21 elements (2 MB mask,
 # 8 MB of float32 rows) keeps the threshold pass in cache and amortises numpy's per-call overhead.
@@ -94,11 +100,50 @@ def _checked(distmat, query_pids, gallery_pids, query_camids, gallery_camids, to
     return d, qp, gp, qc, gc, _check_topk(topk)
 
 
+def _image_key(p: Any) -> Any:
+    return os.path.normcase(os.path.abspath(os.fspath(p))) if isinstance(p, (str, os.PathLike)) else p
+
+
+def protocol_camids(query_camids: Any, gallery_camids: Any, cross_camera_only: bool = True,
+                    query_paths: Sequence | None = None, gallery_paths: Sequence | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The "camera" arrays the junk rule (same pid and same camera) compares, for either protocol.
+
+    ``cross_camera_only=True``: the camids themselves; a ValueError names the switch when they are all
+    equal. ``False``: one integer per distinct image (same path -> same integer, across query and
+    gallery), so the junk rule removes exactly the query image itself.
+    """
+    qc, gc = np.asarray(query_camids), np.asarray(gallery_camids)
+    if cross_camera_only:
+        values = np.unique(np.concatenate([qc.ravel(), gc.ravel()]))
+        if values.size == 1:
+            what = "absent (-1)" if values[0] < 0 else f"all equal to {int(values[0])}"
+            raise ValueError(
+                f"no valid query: camera ids are {what} for all {qc.size} queries and {gc.size} gallery images: "
+                "cross-camera evaluation ignores every gallery image from the query's camera, so no query would "
+                "have a match. If the data has no camera ids, switch the protocol off: config "
+                "evaluation.cross_camera_only=false (--set evaluation.cross_camera_only=false), or evaluate(..., "
+                "cross_camera_only=False, query_paths=..., gallery_paths=...), which ignores only the query image "
+                "itself (same file path)")
+        return qc, gc
+    if query_paths is None or gallery_paths is None:
+        raise ValueError("cross_camera_only=False needs query_paths and gallery_paths (file paths, or any "
+                         "hashable image keys): the query image itself is found in the gallery by its path")
+    if len(query_paths) != qc.size or len(gallery_paths) != gc.size:
+        raise ValueError(f"query_paths/gallery_paths have {len(query_paths)}/{len(gallery_paths)} entries but "
+                         f"there are {qc.size} queries and {gc.size} gallery items")
+    keys: dict = {}
+    qk = np.fromiter((keys.setdefault(_image_key(p), len(keys)) for p in query_paths), np.int64, qc.size)
+    gk = np.fromiter((keys.setdefault(_image_key(p), len(keys)) for p in gallery_paths), np.int64, gc.size)
+    return qk, gk
+
+
 def _summary(ap: np.ndarray, first_rank: np.ndarray, valid: np.ndarray, topk: tuple[int, ...]) -> dict:
     n_valid = int(valid.sum())
     if n_valid == 0:
         raise ValueError(f"no valid query: none of the {valid.size} queries has a gallery item with the same pid "
-                         "and a different camid, so mAP/CMC are undefined (check the pid/camid arrays)")
+                         "and a different camid, so mAP/CMC are undefined (check the pid/camid arrays; for data "
+                         "without camera ids use cross_camera_only=False, config evaluation.cross_camera_only=false)")
     ap, first_rank = ap[valid], first_rank[valid]
     return {"mAP": float(ap.mean()),
             "cmc": {k: float(np.count_nonzero(first_rank <= k) / n_valid) for k in topk},
@@ -108,13 +153,15 @@ def _summary(ap: np.ndarray, first_rank: np.ndarray, valid: np.ndarray, topk: tu
 
 # ------------------------------------------------------------------------------------------------ reference
 def evaluate_reference(distmat: Any, query_pids: Any, gallery_pids: Any, query_camids: Any,
-                       gallery_camids: Any, topk: Sequence[int] = (1, 5, 10)) -> dict:
+                       gallery_camids: Any, topk: Sequence[int] = (1, 5, 10), *, cross_camera_only: bool = True,
+                       query_paths: Sequence | None = None, gallery_paths: Sequence | None = None) -> dict:
     """The Market-1501 protocol done literally: a stable argsort of every row, then a per-query loop.
 
     Slow (it sorts the whole matrix); it defines what :func:`evaluate` must return and is the baseline of
     ``benchmarks/bench_evaluation.py``. Same arguments, checks and return value as :func:`evaluate`.
     """
     d, qp, gp, qc, gc, ks = _checked(distmat, query_pids, gallery_pids, query_camids, gallery_camids, topk)
+    qc, gc = protocol_camids(qc, gc, cross_camera_only, query_paths, gallery_paths)
     if np.isnan(d).any():
         raise ValueError("distmat contains NaN distances")
     order = np.argsort(d, axis=1, kind="stable")  # ties -> lower gallery index first
@@ -233,8 +280,9 @@ def _chunk_ranks(d: np.ndarray, qpid: np.ndarray, qcam: np.ndarray, gpid: np.nda
 
 
 def evaluate(distmat: Any, query_pids: Any, gallery_pids: Any, query_camids: Any, gallery_camids: Any,
-             topk: Sequence[int] = (1, 5, 10), *, chunk_queries: int | None = None,
-             num_threads: int | None = None) -> dict:
+             topk: Sequence[int] = (1, 5, 10), *, cross_camera_only: bool = True,
+             query_paths: Sequence | None = None, gallery_paths: Sequence | None = None,
+             chunk_queries: int | None = None, num_threads: int | None = None) -> dict:
     """mAP and CMC of a query x gallery distance matrix under the Market-1501 protocol.
 
     Exact: equals :func:`evaluate_reference` (stable sort, ties broken by gallery index) without sorting.
@@ -245,6 +293,10 @@ def evaluate(distmat: Any, query_pids: Any, gallery_pids: Any, query_camids: Any
     distmat : (Q, G) float16/32/64 array or tensor; smaller = more similar. No NaN.
     query_pids, gallery_pids, query_camids, gallery_camids : integer ids of length Q, G, Q, G.
     topk : CMC ranks to report.
+    cross_camera_only : the Market-1501 protocol (default). ``False`` for data without camera ids: only
+        the query image itself (a gallery entry with the same path) is ignored; needs ``query_paths``
+        and ``gallery_paths``.
+    query_paths, gallery_paths : file paths (or hashable keys) of the images, for ``cross_camera_only=False``.
     chunk_queries : rows per chunk (default: about 2 M matrix elements, i.e. a few MB of temporaries
         per chunk and thread; memory beyond the host copy of ``distmat`` stays small).
     num_threads : worker threads over chunks (default: ``torch.get_num_threads()``).
@@ -252,9 +304,11 @@ def evaluate(distmat: Any, query_pids: Any, gallery_pids: Any, query_camids: Any
     Returns
     -------
     dict ``{"mAP": float, "cmc": {k: float}, "num_valid_queries": int, "num_skipped_queries": int}``,
-    fractions in [0, 1]; skipped queries are those without a positive (same pid, other camera).
+    fractions in [0, 1]; skipped queries are those without a positive (same pid, other camera; with
+    ``cross_camera_only=False``: same pid, other image).
     """
     d, qp, gp, qc, gc, ks = _checked(distmat, query_pids, gallery_pids, query_camids, gallery_camids, topk)
+    qc, gc = protocol_camids(qc, gc, cross_camera_only, query_paths, gallery_paths)
     nq, ng = d.shape
     for name, value in (("chunk_queries", chunk_queries), ("num_threads", num_threads)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
