@@ -38,9 +38,12 @@ def evaluate_model(model: torch.nn.Module, query: Sequence[tuple], gallery: Sequ
     """mAP / CMC of ``model`` on a query/gallery split (Market-1501 protocol).
 
     Returns ``{"mAP", "rank1", "rank5", "rank10", ...}`` as fractions in [0, 1].
+    The global RNG state is left as it was (the loaders draw a seed), so evaluating more or less often
+    (``eval_every``) or evaluating again after a resume does not change the training that follows.
     """
-    qf = extract_features(model, query, cfg, device, desc="query", progress=progress)
-    gf = extract_features(model, gallery, cfg, device, desc="gallery", progress=progress)
+    with torch.random.fork_rng(devices=[]):
+        qf = extract_features(model, query, cfg, device, desc="query", progress=progress)
+        gf = extract_features(model, gallery, cfg, device, desc="gallery", progress=progress)
     distmat = re_ranking(qf, gf) if rerank else pairwise_distance(qf, gf, metric="cosine")
     res = evaluate(distmat, _col(query, 1), _col(gallery, 1), _col(query, 2), _col(gallery, 2),
                    topk=(1, 5, 10))

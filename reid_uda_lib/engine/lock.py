@@ -1,0 +1,98 @@
+"""One writer per run folder: an exclusive lock file ``<run>/.lock`` (pid, host, start time).
+
+Taken before the first write of a training stage, released when the stage finishes and at process exit.
+A lock left by a dead process on this host (a SIGKILL, a crashed kernel) is taken over with a message; a
+lock held by the current process (a notebook cell re-run after an error) is simply re-taken. A lock of a
+live process, or of another host, is refused with :class:`RunLockedError`.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+LOCK_NAME = ".lock"
+_HELD: dict[Path, "RunLock"] = {}
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing into the same run folder."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class RunLock:
+    """``RunLock(folder).acquire()`` ... ``release()``; the folder must exist."""
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / LOCK_NAME
+        self.held = False
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self) -> "RunLock":
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                owner = self._read()
+                pid, host = owner.get("pid"), owner.get("host")
+                same_host = host == me["host"]
+                if same_host and pid == me["pid"]:
+                    self.path.unlink(missing_ok=True)       # this process: a re-run after an error
+                    continue
+                if same_host and isinstance(pid, int) and not _alive(pid):
+                    print(f"taking over the stale lock {self.path} of process {pid} (started "
+                          f"{owner.get('started')}), which is no longer running", flush=True)
+                    self.path.unlink(missing_ok=True)
+                    continue
+                if not owner and time.time() - _mtime(self.path) > 60:  # unreadable and old: a torn write
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise RunLockedError(
+                    f"run folder {self.path.parent} is in use by process {pid} on host {host} (started "
+                    f"{owner.get('started')}); two runs must not write into one folder. Wait for it, use "
+                    f"another output folder, or delete {self.path} if that process is gone") from None
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            self.held = True
+            _HELD[self.path] = self
+            return self
+        raise RunLockedError(f"could not take the lock {self.path} (it keeps reappearing)")
+
+    def release(self) -> None:
+        if self.held:
+            if self._read().get("pid") == os.getpid():
+                self.path.unlink(missing_ok=True)
+            self.held = False
+            _HELD.pop(self.path, None)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
+
+
+@atexit.register
+def _release_all() -> None:
+    for lock in list(_HELD.values()):
+        lock.release()
