@@ -122,6 +122,10 @@ def validate_config(cfg: Any) -> Any:
         bs, k = values.get("data.batch_size"), values.get("data.num_instances")
         if bs and k and bs % k:
             problems.append(f"data.batch_size ({bs}) must be a multiple of data.num_instances ({k})")
+        elif values.get("uda.cluster") == "kmeans" and values["uda.n_clusters"] < bs // k:
+            problems.append(f"uda.n_clusters ({values['uda.n_clusters']}) must be at least the identities per "
+                            f"batch P = data.batch_size // data.num_instances = {bs // k}: a PK batch draws P "
+                            "different pseudo identities")
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     return cfg

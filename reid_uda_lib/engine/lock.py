@@ -45,6 +45,15 @@ class RunLock:
         except (OSError, ValueError):
             return {}
 
+    def check(self) -> None:
+        """Raise :class:`RunLockedError` if another live process holds the lock (writes nothing)."""
+        owner = self._read() if self.path.exists() else {}
+        pid, host = owner.get("pid"), owner.get("host")
+        if not isinstance(pid, int) or pid == os.getpid():
+            return
+        if host != socket.gethostname() or _alive(pid):
+            raise RunLockedError(_locked_message(self.path, owner))
+
     def acquire(self) -> "RunLock":
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -66,10 +75,7 @@ class RunLock:
                 if not owner and time.time() - _mtime(self.path) > 60:  # unreadable and old: a torn write
                     self.path.unlink(missing_ok=True)
                     continue
-                raise RunLockedError(
-                    f"run folder {self.path.parent} is in use by process {pid} on host {host} (started "
-                    f"{owner.get('started')}); two runs must not write into one folder. Wait for it, use "
-                    f"another output folder, or delete {self.path} if that process is gone") from None
+                raise RunLockedError(_locked_message(self.path, owner)) from None
             with os.fdopen(fd, "w") as fh:
                 json.dump(me, fh)
             self.held = True
@@ -83,6 +89,12 @@ class RunLock:
                 self.path.unlink(missing_ok=True)
             self.held = False
             _HELD.pop(self.path, None)
+
+
+def _locked_message(path: Path, owner: dict) -> str:
+    return (f"run folder {path.parent} is in use by process {owner.get('pid')} on host {owner.get('host')} "
+            f"(started {owner.get('started')}); two runs must not write into one folder. Wait for it, use "
+            f"another output folder, or delete {path} if that process is gone")
 
 
 def _mtime(path: Path) -> float:

@@ -50,15 +50,8 @@ class RunDir:
         self.lock = RunLock(self.root).acquire()
         try:
             self.log = MetricsLog(self.root / "metrics.jsonl")
-            if self.checkpoint.exists():
-                if not resume:
-                    raise FileExistsError(
-                        f"run directory {self.root} already holds a checkpoint; pass resume=True (CLI: "
-                        "--resume) to continue it, or choose another output directory (nothing is overwritten)")
-                self.resume_state = load_checkpoint(self.checkpoint, kind=stage)
-                check_model_config(self.resume_state, cfg.to_dict()["model"], self.checkpoint)
-                check_identity(self.resume_state, self.identity, self.checkpoint, override_identity)
-            elif resume is True:
+            self.resume_state = check_reuse(self.root, stage, cfg, resume, self.identity, override_identity)
+            if self.resume_state is None and resume is True:
                 warnings.warn(f"--resume given but {self.checkpoint} does not exist yet: starting from epoch 0")
             self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0
             records = self.log.read()            # a torn last line is dropped here, with a warning
@@ -72,7 +65,8 @@ class RunDir:
         if saved is not None and not any(r.get("stage") == stage and r.get("epoch") == saved.get("epoch")
                                          for r in records):
             self.pending = dict(saved)           # checkpoint written, evaluation/log of that epoch not done
-        atomic_write_text(self.root / "config.json", cfg.to_json())
+        if self.resume_state is None:           # a resumed run's config.json changes with its next checkpoint
+            atomic_write_text(self.root / "config.json", cfg.to_json())
 
     def restore(self, **components: Any) -> int:
         """Load each ``name=obj`` (anything with ``load_state_dict``) from the resumed checkpoint, restore the
@@ -95,6 +89,7 @@ class RunDir:
         extra = {"record": dict(record)} if record is not None else {}
         save_checkpoint(self.checkpoint, {"kind": self.stage, "config": self.cfg.to_dict(),
                                           "identity": self.identity, **extra, **state})
+        atomic_write_text(self.root / "config.json", self.cfg.to_json())   # describes the checkpoint
         self.trained = True
 
     def end_epoch(self, state: dict[str, Any], record: dict, evaluate: Callable[[int], dict]) -> dict:
@@ -140,3 +135,33 @@ class RunDir:
         records = [r for r in self.log.read() if r.get("stage") == self.stage]
         return records[-1] if records else {}
 
+
+
+def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str, identity: Mapping[str, Any],
+                override_identity: bool = False) -> Optional[dict[str, Any]]:
+    """Read-only check that ``out_dir`` may be used for this stage; return the checkpoint to resume (or None).
+
+    Raises ``FileExistsError`` for a checkpoint without ``resume``, :class:`CheckpointError` for another
+    stage or model, :class:`~reid_uda_lib.engine.identity.RunIdentityError` for other settings or data.
+    """
+    checkpoint = Path(out_dir) / "checkpoint.pt"
+    if not checkpoint.exists():
+        return None
+    if not resume:
+        raise FileExistsError(
+            f"run directory {out_dir} already holds a checkpoint; pass resume=True (CLI: --resume) to continue "
+            "it, or choose another output directory (nothing is overwritten)")
+    state = load_checkpoint(checkpoint, kind=stage)
+    check_model_config(state, cfg.to_dict()["model"], checkpoint)
+    check_identity(state, identity, checkpoint, override_identity)
+    return state
+
+
+def preflight(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str,
+              datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False) -> None:
+    """Everything :class:`RunDir` would refuse, checked without writing (the CLI and the pipeline check
+    every stage of a run before the first one starts); also a lock held by another live process."""
+    from ..config_validate import validate_config
+    validate_config(cfg)
+    check_reuse(out_dir, stage, cfg, resume, run_identity(cfg.to_dict(), stage, datasets), override_identity)
+    RunLock(out_dir).check()

@@ -25,6 +25,7 @@ from ..cluster import check_clusters, label_quality, pseudo_labels
 from ..config import Config
 from ..data import ReidDataset
 from ..losses import MemoryBank
+from ..memory_guard import check_run_memory
 from ..models import MeanTeacher, build_model
 from ..utils import resolve_device, seed_everything
 from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state
@@ -47,6 +48,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     """
     seed_everything(cfg.seed, cfg.deterministic)
     method = get_method(cfg.uda.method)
+    check_run_memory(cfg, target)
     run = RunDir(out_dir, "uda", cfg, resume, datasets={"source": source, "target": target},
                  override_identity=override_identity)
     device = resolve_device(cfg.device)
