@@ -15,17 +15,19 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from reid_uda_lib import memory_guard
 from reid_uda_lib.cli import main
-from reid_uda_lib.cluster import jaccard_distance
+from reid_uda_lib.cluster import EmptyClusterError, check_clusters, jaccard_distance
 from reid_uda_lib.config import get_preset
 from reid_uda_lib.config_validate import ConfigError
 from reid_uda_lib.data import load_dataset
 from reid_uda_lib.data.synthetic import generate_synthetic_pair
-from reid_uda_lib.engine import load_checkpoint, pretrain
+from reid_uda_lib.engine import NonFiniteLossError, load_checkpoint, pretrain
+from reid_uda_lib.engine.common import check_finite
 from reid_uda_lib.engine.identity import RESUMABLE_FIELDS, RunIdentityError
 from reid_uda_lib.engine.lock import RunLockedError
 
@@ -118,7 +120,8 @@ def test_3_config_is_validated_before_any_work(finished, synthetic_pair, capsys)
                       ({"uda.iters_per_epoch": -5}, "uda.iters_per_epoch: expected >= 0, got -5"),
                       ({"uda.eps": 1.5}, "uda.eps: expected in (0, 1)"),
                       ({"uda.cluster": "hdbscan"}, "uda.cluster: expected one of dbscan, kmeans"),
-                      ({"data": 5}, "data: is a section")):
+                      ({"data": 5}, "data: is a section"),
+                      ({"uda.cluster": "kmeans", "uda.n_clusters": 3}, "uda.n_clusters (3) must be at least")):
         with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace(")", r"\)")):
             _cfg(**over)
     before = snapshot(finished)
@@ -182,6 +185,12 @@ def test_6_cli_prints_one_error_line_with_exit_code_2(finished, synthetic_pair, 
     with pytest.raises(Exception, match="folder without a checkpoint.pt"):
         main(["--debug", "evaluate", "--checkpoint", str(tmp_path), "--dataset", data, "--quiet"])
     assert snapshot(finished) == before
+    # the misleading advice is gone: no "last good checkpoint" that does not exist, no "raise eps" when
+    # everything merged into one cluster (the PK sampler's empty-split message: test_samplers.py)
+    with pytest.raises(NonFiniteLossError, match="No checkpoint was written yet"):
+        check_finite({"tri": torch.tensor(float("nan"))}, "pretrain", 0, 1, 1, str(tmp_path / "checkpoint.pt"))
+    with pytest.raises(EmptyClusterError, match="The points merged: for DBSCAN lower eps"):
+        check_clusters(np.zeros(10, dtype=int), min_clusters=2)
 
 
 def test_7_logs_recover_and_files_keep_their_mode(domains, finished, tmp_path):

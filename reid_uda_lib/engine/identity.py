@@ -89,16 +89,22 @@ def run_identity(cfg_dict: Mapping[str, Any], stage: str,
     return {"stage": stage, "config": config_identity(cfg_dict, stage), "data": data}
 
 
-def differences(saved: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:
+def differences(saved: Mapping[str, Any], asked: Mapping[str, Any],
+                defaults: Optional[Mapping[str, Any]] = None) -> list[str]:
     """``["seed: 0 in the checkpoint, 5 asked", ...]`` for every field that differs.
 
-    Old checkpoints without a recorded dataset identity are compared on the config only.
+    A field the checkpoint does not know (added to the config after it was written) is accepted when it is
+    asked at its default value (``defaults``, flattened). Old checkpoints without a recorded dataset
+    identity are compared on the config only.
     """
+    defaults = defaults or {}
     diffs = []
     if saved.get("stage") != asked.get("stage"):
         diffs.append(f"stage: {saved.get('stage')!r} in the checkpoint, {asked.get('stage')!r} asked")
     s_cfg, a_cfg = saved.get("config", {}), asked.get("config", {})
     for key in sorted(set(s_cfg) | set(a_cfg)):
+        if key not in s_cfg and key in defaults and a_cfg.get(key) == defaults[key]:
+            continue
         if s_cfg.get(key, "<absent>") != a_cfg.get(key, "<absent>"):
             diffs.append(f"{key}: {_fmt(s_cfg.get(key, '<absent>'))} in the checkpoint, "
                          f"{_fmt(a_cfg.get(key, '<absent>'))} asked")
@@ -126,9 +132,14 @@ def identity_of_state(state: Mapping[str, Any], stage: str) -> dict[str, Any]:
             "data": None}
 
 
-def check_identity(state: Mapping[str, Any], asked: Mapping[str, Any], path, override: bool = False) -> list[str]:
-    """Raise :class:`RunIdentityError` listing the differences unless ``override``; return them."""
-    diffs = differences(identity_of_state(state, asked.get("stage", "")), asked)
+def check_identity(state: Mapping[str, Any], asked: Mapping[str, Any], path, override: bool = False,
+                   defaults: Optional[Mapping[str, Any]] = None) -> list[str]:
+    """Raise :class:`RunIdentityError` listing the differences unless ``override``; return them.
+
+    ``defaults``: the config's default values (a nested dict, e.g. ``Config().to_dict()``).
+    """
+    diffs = differences(identity_of_state(state, asked.get("stage", "")), asked,
+                        flatten(defaults) if defaults else None)
     if diffs and not override:
         shown = "; ".join(diffs[:12]) + (f"; ... ({len(diffs) - 12} more)" if len(diffs) > 12 else "")
         raise RunIdentityError(

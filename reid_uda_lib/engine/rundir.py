@@ -153,7 +153,7 @@ def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str
             "it, or choose another output directory (nothing is overwritten)")
     state = load_checkpoint(checkpoint, kind=stage)
     check_model_config(state, cfg.to_dict()["model"], checkpoint)
-    check_identity(state, identity, checkpoint, override_identity)
+    check_identity(state, identity, checkpoint, override_identity, defaults=type(cfg)().to_dict())
     return state
 
 
