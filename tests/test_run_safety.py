@@ -34,7 +34,8 @@ from reid_uda_lib.engine.lock import RunLockedError
 pytestmark = pytest.mark.slow
 
 SETTINGS = {"pretrain.epochs": 1, "pretrain.iters_per_epoch": 2, "uda.epochs": 1, "uda.iters_per_epoch": 2,
-            "data.batch_size": 16, "uda.k1": 8, "uda.k2": 3, "uda.eps": 0.7, "uda.min_samples": 3}
+            "data.batch_size": 16, "data.height": 32, "data.width": 16, "data.pad": 2,
+            "uda.k1": 8, "uda.k2": 3, "uda.eps": 0.7, "uda.min_samples": 3}
 CLI_SETTINGS = [x for k, v in SETTINGS.items() for x in ("--set", f"{k}={v}")]
 
 
@@ -168,6 +169,7 @@ def test_5_images_are_checked_up_front_and_a_bad_query_costs_no_epoch(domains, f
     with pytest.raises(Exception, match=bad.name):
         pretrain(_cfg(), src, tgt_bad, out, progress=False)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 0
+    assert not (out / ".lock").exists()                                     # released when the stage raised
     bad.write_bytes(good_bytes)                                               # fixed: resume evaluates it
     pretrain(_cfg(), src, load_dataset(broken), out, resume=True, progress=False)
     assert (out / "metrics.jsonl").read_text() == (finished / "pretrain" / "metrics.jsonl").read_text()

@@ -1,6 +1,7 @@
 """One writer per run folder: an exclusive lock file ``<run>/.lock`` (pid, host, start time).
 
-Taken before the first write of a training stage, released when the stage finishes and at process exit.
+Taken before the first write of a training stage, released when the stage finishes or raises
+(:func:`release_on_error`) and at process exit.
 A lock left by a dead process on this host (a SIGKILL, a crashed kernel) is taken over with a message; a
 lock held by the current process (a notebook cell re-run after an error) is simply re-taken. A lock of a
 live process, or of another host, is refused with :class:`RunLockedError`.
@@ -8,11 +9,13 @@ live process, or of another host, is refused with :class:`RunLockedError`.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
 LOCK_NAME = ".lock"
 _HELD: dict[Path, "RunLock"] = {}
@@ -102,6 +105,21 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return time.time()
+
+
+def release_on_error(fn: Callable) -> Callable:
+    """Decorator for a training stage: locks it took are released when it raises (the process lives on, e.g.
+    a notebook kernel, so another kernel may use the folder), and at the end as usual."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        before = set(_HELD)
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            for path in set(_HELD) - before:
+                _HELD[path].release()
+            raise
+    return wrapper
 
 
 @atexit.register

@@ -19,9 +19,11 @@ from .checkpoint import rng_state
 from .common import (RunningMean, build_optimizer, build_scheduler, check_finite, supervised_terms)
 from .features import evaluate_model
 from .loaders import num_batches_for, to_device, train_loader
+from .lock import release_on_error
 from .rundir import RunDir
 
 
+@release_on_error
 def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], out_dir: str | Path,
              resume: bool | str = False, progress: bool = True,
              on_epoch_end: Optional[Callable[[int, dict], None]] = None,

@@ -33,11 +33,13 @@ from .common import RunningMean, build_optimizer, check_finite, supervised_terms
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
 from .methods import get_method
+from .lock import release_on_error
 from .rundir import RunDir
 
 TARGET_HEAD = "target"
 
 
+@release_on_error
 def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint: str | Path | None,
           out_dir: str | Path, resume: bool | str = False, progress: bool = True,
           on_epoch_end: Optional[Callable[[int, dict], None]] = None, override_identity: bool = False) -> dict:
