@@ -22,7 +22,7 @@ from .checkpoint import (CheckpointError, atomic_write_text, check_model_config,
                          remove_orphan_temp_files, save_checkpoint, set_rng_state)
 from .identity import check_identity, run_identity
 from .lock import RunLock
-from .runlog import MetricsLog, format_record
+from .runlog import MetricsLog, _clean, format_record
 
 
 class RunDir:
@@ -86,7 +86,8 @@ class RunDir:
 
     def save(self, state: dict[str, Any], record: Optional[dict] = None) -> None:
         """Write the checkpoint atomically with the run identity (and the epoch's record, not yet logged)."""
-        extra = {"record": dict(record)} if record is not None else {}
+        # plain JSON types only, so the checkpoint still loads with weights_only=True
+        extra = {"record": json.loads(json.dumps(_clean(record), default=float))} if record is not None else {}
         save_checkpoint(self.checkpoint, {"kind": self.stage, "config": self.cfg.to_dict(),
                                           "identity": self.identity, **extra, **state})
         atomic_write_text(self.root / "config.json", self.cfg.to_json())   # describes the checkpoint
