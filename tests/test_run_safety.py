@@ -28,6 +28,7 @@ from reid_uda_lib.data import load_dataset
 from reid_uda_lib.data.synthetic import generate_synthetic_pair
 from reid_uda_lib.engine import NonFiniteLossError, load_checkpoint, pretrain
 from reid_uda_lib.engine.common import check_finite
+from reid_uda_lib.engine.loaders import train_loader
 from reid_uda_lib.engine.identity import RESUMABLE_FIELDS, RunIdentityError
 from reid_uda_lib.engine.lock import RunLockedError
 
@@ -207,6 +208,16 @@ def test_7_logs_recover_and_files_keep_their_mode(domains, finished, tmp_path):
     assert snapshot(finished) == before                                       # log repaired, temp file gone
     mode = (run / "config.json").stat().st_mode & 0o777
     assert (run / "checkpoint.pt").stat().st_mode & 0o777 == mode
+    # data.num_workers does not change the numbers: the same batches and the same global RNG state after
+    streams = []
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        loader = train_loader(src.train, _cfg(**{"data.num_workers": workers}).data, seed=3, random_erasing_p=0.5,
+                              num_batches=2)
+        loader.sampler.set_epoch(1)
+        streams.append(([img for img, *_ in loader], torch.get_rng_state()))
+    assert all(torch.equal(a, b) for a, b in zip(streams[0][0], streams[1][0]))
+    assert torch.equal(streams[0][1], streams[1][1])
     # the synthetic generator checks its recorded counts before reusing, and regenerates on overwrite
     tiny = dict(num_train_ids=4, num_test_ids=3, height=32, width=16, progress=False)
     pair = generate_synthetic_pair(tmp_path / "syn", seed=1, **tiny)

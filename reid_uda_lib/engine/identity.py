@@ -21,8 +21,7 @@ from typing import Any, Mapping, Optional
 RESUMABLE_FIELDS: frozenset[str] = frozenset({
     "preset",                 # a label: the fields it sets are compared one by one
     "device",
-    "data.num_workers",       # see README "Training": num_workers changes the augmentation stream, but a
-                              # resumed run keeps the workers it is given
+    "data.num_workers",       # augmentations are seeded per image: the numbers do not depend on it
     "data.test_batch_size",
     "pretrain.eval_every",
     "uda.eval_every",
