@@ -32,8 +32,8 @@ from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rn
 from .common import RunningMean, build_optimizer, check_finite, supervised_terms
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
-from .methods import get_method
 from .lock import release_on_error
+from .methods import get_method
 from .rundir import RunDir
 
 TARGET_HEAD = "target"
