@@ -60,7 +60,8 @@ class RunLock:
     def acquire(self) -> "RunLock":
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        for _ in range(3):
+        owner: dict = {}
+        for _ in range(40):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             except FileExistsError:
@@ -75,8 +76,11 @@ class RunLock:
                           f"{owner.get('started')}), which is no longer running", flush=True)
                     self.path.unlink(missing_ok=True)
                     continue
-                if not owner and time.time() - _mtime(self.path) > 60:  # unreadable and old: a torn write
-                    self.path.unlink(missing_ok=True)
+                if not owner:
+                    if time.time() - _mtime(self.path) > 60:     # unreadable and old: a torn write
+                        self.path.unlink(missing_ok=True)
+                    else:                                        # being written by its owner right now
+                        time.sleep(0.05)
                     continue
                 raise RunLockedError(_locked_message(self.path, owner)) from None
             with os.fdopen(fd, "w") as fh:
@@ -84,7 +88,8 @@ class RunLock:
             self.held = True
             _HELD[self.path] = self
             return self
-        raise RunLockedError(f"could not take the lock {self.path} (it keeps reappearing)")
+        raise RunLockedError(_locked_message(self.path, owner) if owner else
+                             f"could not take the lock {self.path} (unreadable; delete it if no run is active)")
 
     def release(self) -> None:
         if self.held:
