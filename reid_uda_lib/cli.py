@@ -2,6 +2,10 @@
 
 Configuration is data: pick a preset and change any field with ``--set section.field=value`` (the same
 dotted names papermill parameters and Python use), e.g. ``--set uda.epochs=3 --set model.arch=resnet50``.
+
+Everything that can be checked is checked before the first step: the whole config, every image the run
+will read (``--verify``), every stage folder (reuse, run identity, lock) and the memory a setting needs.
+The library's own errors print one ``error: ...`` line and exit with code 2 (``--debug``: the traceback).
 """
 from __future__ import annotations
 
@@ -11,13 +15,14 @@ import sys
 from pathlib import Path
 
 from .config import PRESETS, get_preset
+from .config_validate import ConfigError
 
 
 def _overrides(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise SystemExit(f"--set expects section.field=value, got {pair!r}")
+            raise ConfigError(f"--set expects section.field=value, got {pair!r}")
         key, value = pair.split("=", 1)
         out[key.strip()] = value
     return out
@@ -29,6 +34,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override a config field, e.g. --set uda.epochs=3 (repeatable)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:1 | mps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verify", default="error", choices=("error", "skip", "none"),
+                   help="decode every image before the first step: error (default) stops at a bad file, "
+                        "skip drops bad files with a warning, none trusts the files")
+    p.add_argument("--override-identity", action="store_true",
+                   help="continue a run folder whose checkpoint was made with other settings or data")
 
 
 def _method_names() -> list[str]:
@@ -47,14 +57,15 @@ def _cfg(args):
     return get_preset(args.preset, **_cfg_overrides(args))
 
 
-def _dataset(spec: str, root: str | None):
+def _dataset(spec: str, root: str | None, verify: str = "none"):
     from .data import load_dataset
-    return load_dataset(spec, root=root)
+    return load_dataset(spec, root=root, verify=verify)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m reid_uda_lib", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error (any position)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="synthetic data → pretrain on A → adapt to B → results table")
@@ -84,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--verify", default="error", choices=("error", "skip", "none"),
+                   help="decode the query/gallery images first (default: error at a bad file)")
 
     p = sub.add_parser("synthetic", add_help=False,
                        help="generate the synthetic two-domain dataset (options: synthetic --help)")
@@ -106,8 +119,29 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _library_errors() -> tuple[type[BaseException], ...]:
+    """The errors the library raises for bad input or state; anything else is a bug and keeps its traceback."""
+    from .engine.lock import RunLockedError
+    from .memory_guard import MemoryGuardError
+    return (ValueError, KeyError, OSError, FloatingPointError, RunLockedError, MemoryGuardError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the library's own errors become one ``error: ...`` line and exit code 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _main(argv)
+    except _library_errors() as err:
+        if debug:
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["synthetic"]:  # the generator has its own command line: hand it every option
         from .data.synthetic import main as synthetic_main
         return synthetic_main(argv[1:])
@@ -115,32 +149,49 @@ def main(argv: list[str] | None = None) -> int:
     cmd = args.command
     if cmd == "demo":
         from .pipeline import run_demo
-        res = run_demo(args.preset, args.data, args.out, methods=[m for m in args.methods.split(",") if m],
-                       oracle=not args.no_oracle, overrides=_cfg_overrides(args), progress=not args.quiet)
+        methods = [m for m in args.methods.split(",") if m]
+        cfg = _cfg(args)                              # validates the config before the data is generated
+        for m in methods:
+            cfg.override(**{"uda.method": m})
+        res = run_demo(args.preset, args.data, args.out, methods=methods, oracle=not args.no_oracle,
+                       overrides=_cfg_overrides(args), progress=not args.quiet, verify=args.verify,
+                       override_identity=args.override_identity)
         print(f"\nResults ({args.preset} preset, synthetic A → B), also in {Path(args.out) / 'results.md'}:\n")
         print(res["table"])
         return 0
     if cmd in ("pretrain", "train"):
         from .engine import adapt, pretrain
+        from .engine.rundir import preflight
+        from .memory_guard import check_run_memory
         cfg = _cfg(args)
-        source = _dataset(args.source, args.data_root)
-        target = _dataset(args.target, args.data_root) if args.target else None
-        out = Path(args.out)
+        uda_cfg = cfg.override(**{"uda.method": args.method}) if cmd == "train" else cfg
+        source = _dataset(args.source, args.data_root, args.verify)
+        target = _dataset(args.target, args.data_root, args.verify) if args.target else None
+        out, data = Path(args.out), {"source": source, "target": target}
+        ident = args.override_identity
+        # every stage folder is checked before the first one starts
         if cmd == "pretrain":
-            res = pretrain(cfg, source, target, out, resume=args.resume, progress=not args.quiet)
+            preflight(out, "pretrain", cfg, args.resume, data, ident)
+            check_run_memory(cfg, target)
+            res = pretrain(cfg, source, target, out, resume=args.resume, progress=not args.quiet,
+                           override_identity=ident)
         else:
             init = args.init
             if init is None:
-                init = pretrain(cfg, source, target, out / "pretrain", resume="auto",
-                                progress=not args.quiet)["checkpoint"]
-            res = adapt(cfg.override(**{"uda.method": args.method}), source, target, init, out / args.method,
-                        resume=args.resume, progress=not args.quiet)
+                preflight(out / "pretrain", "pretrain", cfg, "auto", data, ident)
+            preflight(out / args.method, "uda", uda_cfg, args.resume, data, ident)
+            check_run_memory(uda_cfg, target)
+            if init is None:
+                init = pretrain(cfg, source, target, out / "pretrain", resume="auto", progress=not args.quiet,
+                                override_identity=ident)["checkpoint"]
+            res = adapt(uda_cfg, source, target, init, out / args.method, resume=args.resume,
+                        progress=not args.quiet, override_identity=ident)
         print(json.dumps(res, indent=2))
         return 0
     if cmd == "evaluate":
         from .engine.evaluate_checkpoint import evaluate_checkpoint
-        res = evaluate_checkpoint(args.checkpoint, _dataset(args.dataset, args.data_root), rerank=args.rerank,
-                                  device=args.device, progress=not args.quiet)
+        res = evaluate_checkpoint(args.checkpoint, _dataset(args.dataset, args.data_root, args.verify),
+                                  rerank=args.rerank, device=args.device, progress=not args.quiet)
         print(json.dumps(res, indent=2))
         return 0
     if cmd == "table":

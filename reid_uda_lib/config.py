@@ -146,17 +146,23 @@ class Config:
         cfg = cls()
         for key, value in _flatten(d).items():
             _set_field(cfg, key, value)
-        return cfg
+        return _validate(cfg)
 
     def override(self, **dotted: Any) -> "Config":
         """Return a copy with dotted fields replaced: ``cfg.override(**{"uda.epochs": 2})``.
 
-        Values given as strings (from the CLI) are converted to the field's type.
+        Values given as strings (from the CLI) are converted to the field's type; the result is validated
+        (:func:`reid_uda_lib.config_validate.validate_config`).
         """
         new = copy.deepcopy(self)
         for key, value in dotted.items():
             _set_field(new, key, value)
-        return new
+        return _validate(new)
+
+
+def _validate(cfg: "Config") -> "Config":
+    from .config_validate import validate_config
+    return validate_config(cfg)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -268,4 +274,4 @@ def get_preset(name: str = "cpu", **overrides: Any) -> Config:
     if name not in PRESETS:
         raise KeyError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
     cfg = PRESETS[name]()
-    return cfg.override(**overrides) if overrides else cfg
+    return cfg.override(**overrides) if overrides else _validate(cfg)

@@ -149,3 +149,9 @@ def test_pipeline_table_and_oracle(synthetic_pair, tmp_path):
     last = [json.loads(l) for l in (tmp_path / "oracle" / "metrics.jsonl").read_text().splitlines()][-1]
     assert "target" in last and "source" not in last
     assert 0.0 <= res["rows"][2]["mAP"] <= 1.0 and res["source_in_domain"] is not None
+    # a re-run into the same folder with other settings is refused before any stage runs (no stale table)
+    from reid_uda_lib.engine.identity import RunIdentityError
+    with pytest.raises(RunIdentityError, match="seed: 0 in the checkpoint, 1 asked"):
+        run_pipeline(_cfg(**{"uda.epochs": 1, "seed": 1}), synthetic_pair["A"], synthetic_pair["B"], tmp_path,
+                     methods=("base",), progress=False)
+    assert (tmp_path / "results.md").read_text() == res["table"]

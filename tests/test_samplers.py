@@ -90,7 +90,7 @@ def test_error_messages():
         PKSampler(pids, num_instances=4, batch_size=30)
     with pytest.raises(ValueError, match=r"P = batch_size // num_instances = 16 .*only 13"):
         PKSampler(pids, num_instances=4, batch_size=64)
-    with pytest.raises(ValueError, match=r"only 0 were given"):
+    with pytest.raises(ValueError, match=r"no identity with label >= 0.*not the batch size"):
         PKSampler([-1, -1, -1], num_instances=1, batch_size=1)
     with pytest.raises(ValueError, match="num_batches"):
         PKSampler(pids, num_instances=4, batch_size=16, num_batches=0)

@@ -404,6 +404,10 @@ def jaccard_distance(features, k1: int = 30, k2: int = 6, sparse: bool | None = 
     x, is_numpy = as_feature_tensor(features)
     n = x.shape[0]
     k1, k2 = check_k(n, k1, k2)
+    from ..memory_guard import check_memory, jaccard_estimate
+    nbytes, formula = jaccard_estimate(n, k1)
+    check_memory(f"the k-reciprocal Jaccard distance with k1={k1} on N={n} points", nbytes, formula,
+                 hint="Lower k1")
     norms = x.norm(dim=1)
     if bool((norms == 0).any()):
         raise ValueError(f"features has {int((norms == 0).sum())} all-zero rows; they cannot be "

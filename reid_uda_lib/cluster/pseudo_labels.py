@@ -46,9 +46,15 @@ def check_clusters(labels, min_clusters: int = 2) -> int:
     n_out = int((labels < 0).sum())
     n_clusters = int(np.unique(labels[labels >= 0]).size)
     if n_clusters < min_clusters:
+        head = (f"clustering gave {n_clusters} cluster(s), fewer than the {min_clusters} needed: {n} points, "
+                f"{n_out} outliers ({100.0 * n_out / max(n, 1):.0f}%).")
+        if n_clusters >= 1 and n_out < n / 2:   # identities merged, not dropped: the radius is too large
+            raise EmptyClusterError(
+                f"{head} The points merged: for DBSCAN lower eps (the Jaccard radius) or lower k1 (smaller "
+                "k-reciprocal sets keep identities apart); for k-means raise n_clusters. Features from an "
+                "untrained / collapsed model also cause this.")
         raise EmptyClusterError(
-            f"clustering gave {n_clusters} cluster(s), fewer than the {min_clusters} needed: {n} points, "
-            f"{n_out} outliers ({100.0 * n_out / max(n, 1):.0f}%). For DBSCAN raise eps (the Jaccard "
+            f"{head} For DBSCAN raise eps (the Jaccard "
             "radius, < 1), lower min_samples, or raise k1 (larger k-reciprocal sets make points closer); "
             "for k-means raise n_clusters. Too few points per identity (fewer than min_samples) or "
             "features from an untrained / collapsed model also cause this.")

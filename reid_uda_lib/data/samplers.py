@@ -61,6 +61,10 @@ class PKSampler(Sampler[int]):
                 groups[pid].append(index)
         self.pids = sorted(groups)  # sorted: the order must not depend on dict insertion
         self._index_groups = [np.asarray(groups[p], dtype=np.int64) for p in self.pids]
+        if not self.pids:
+            raise ValueError("PKSampler got no identity with label >= 0: the training split is empty or every "
+                             "label is -1 (all pseudo labels outliers); check the dataset / clustering, not "
+                             "the batch size")
         if len(self.pids) < self.num_pids_per_batch:
             raise ValueError(
                 f"PKSampler needs at least P = batch_size // num_instances = {self.num_pids_per_batch} "

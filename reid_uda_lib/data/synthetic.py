@@ -721,11 +721,15 @@ def _check_existing(target: Path, spec: SyntheticSpec, domain: str, overwrite: b
         except (json.JSONDecodeError, OSError) as err:
             meta = {"spec": {"unreadable": str(err)}}
         if meta.get("spec") == spec.to_dict() and meta.get("domain") == domain:
-            return True
-        old = meta.get("spec", {}) if isinstance(meta.get("spec"), dict) else {}
-        diff = ", ".join(f"{k}: {old.get(k)!r} there, {v!r} asked" for k, v in spec.to_dict().items()
-                         if old.get(k) != v) or f"domain: {meta.get('domain')!r} there, {domain!r} asked"
-        problem = f"holds synthetic data generated with different parameters ({diff})"
+            missing = _count_problem(target, meta.get("counts"))
+            if missing is None and not overwrite:
+                return True
+            problem = missing or "is regenerated (overwrite)"
+        else:
+            old = meta.get("spec", {}) if isinstance(meta.get("spec"), dict) else {}
+            diff = ", ".join(f"{k}: {old.get(k)!r} there, {v!r} asked" for k, v in spec.to_dict().items()
+                             if old.get(k) != v) or f"domain: {meta.get('domain')!r} there, {domain!r} asked"
+            problem = f"holds synthetic data generated with different parameters ({diff})"
     elif not any(target.iterdir()):
         target.rmdir()
         return False
@@ -736,6 +740,19 @@ def _check_existing(target: Path, spec: SyntheticSpec, domain: str, overwrite: b
         return False
     raise FileExistsError(f"synthetic data: the folder {target} {problem}; pass overwrite=True "
                           f"(--overwrite on the command line) to replace it, or choose another folder")
+
+
+def _count_problem(target: Path, counts) -> Optional[str]:
+    """None when every split holds the image count recorded in synthetic.json, else what differs."""
+    if not isinstance(counts, dict):
+        return "has a synthetic.json without recorded image counts"
+    diffs = []
+    for split, rec in counts.items():
+        n = sum(1 for _ in (target / split).glob("*.jpg")) if (target / split).is_dir() else 0
+        want = rec.get("images") if isinstance(rec, dict) else None
+        if n != want:
+            diffs.append(f"{split}: {n} images, {want} recorded")
+    return f"does not hold the images its synthetic.json records ({', '.join(diffs)})" if diffs else None
 
 
 def generate_synthetic_pair(out_dir: str | Path, seed: int = 0, gap: float = 1.0,
@@ -752,7 +769,8 @@ def generate_synthetic_pair(out_dir: str | Path, seed: int = 0, gap: float = 1.0
         :func:`domain_styles`.
     num_train_ids, num_test_ids : identities per domain in the train split and in query/gallery.
     height, width : image size in pixels.
-    overwrite : replace existing folders generated with other parameters (otherwise an error).
+    overwrite : regenerate existing folders (otherwise a folder generated with the same parameters and holding
+        the image counts its ``synthetic.json`` records is reused, and any other folder is an error).
     progress : show a tqdm progress bar.
 
     Returns
@@ -839,7 +857,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--test-ids", type=int, default=DEFAULT_TEST_IDS, help="query/gallery identities per domain")
     ap.add_argument("--height", type=int, default=128)
     ap.add_argument("--width", type=int, default=64)
-    ap.add_argument("--overwrite", action="store_true", help="replace data generated with other parameters")
+    ap.add_argument("--overwrite", action="store_true", help="regenerate the folders even if they exist")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     try:

@@ -35,12 +35,53 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, file_mode())             # mkstemp makes 0600; match the run's other files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     return path
+
+
+def file_mode() -> int:
+    """The mode new files get under the current umask (``0o666 & ~umask``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_text(path: str | Path, text: str) -> bool:
+    """Write ``text`` atomically (temp file + rename); a file that already holds it is left untouched.
+
+    Returns True when the file was written.
+    """
+    path = Path(path)
+    try:
+        if path.read_text() == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return True
+
+
+def remove_orphan_temp_files(path: str | Path) -> list[Path]:
+    """Delete ``<name>.*.tmp`` files next to ``path`` left by a process killed mid-write; return them."""
+    path = Path(path)
+    orphans = sorted(path.parent.glob(path.name + ".*.tmp"))
+    for p in orphans:
+        p.unlink(missing_ok=True)
+    return orphans
 
 
 def load_checkpoint(path: str | Path, kind: str | tuple[str, ...] | None = None,
@@ -51,12 +92,20 @@ def load_checkpoint(path: str | Path, kind: str | tuple[str, ...] | None = None,
     UDA checkpoint where a pretrained source model is expected fails with a clear message.
     """
     path = Path(path)
+    if path.is_dir():
+        if not (path / "checkpoint.pt").is_file():
+            raise CheckpointError(f"{path} is a folder without a checkpoint.pt; pass a run folder that holds "
+                                  "one, or the checkpoint file itself")
+        path = path / "checkpoint.pt"
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated file, pickle of arbitrary objects, not a torch file at all
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}. "
+        reason = str(err)
+        if "weights_only" in reason:  # torch's advice to unpickle arbitrary code does not apply here
+            reason = "the file holds objects other than tensors and plain containers (not a checkpoint)"
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {reason}. "
                               "Expected a file written by reid_uda_lib (torch.save of a plain dict).") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a reid_uda_lib checkpoint (no '{FORMAT}' format tag); "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Iterable
 
 import torch
@@ -11,7 +12,7 @@ from ..losses import batch_hard_triplet, cross_entropy_ls
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A loss term became NaN or infinite; the run stops and the last good checkpoint is kept."""
+    """A loss term became NaN or infinite; the run stops and the last good checkpoint (if any) is kept."""
 
 
 def build_optimizer(params: Iterable, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -48,10 +49,14 @@ def check_finite(terms: dict[str, torch.Tensor], stage: str, epoch: int, it: int
     for name, value in terms.items():
         v = float(value.detach())
         if not math.isfinite(v):
+            if os.path.isfile(last_checkpoint):
+                kept = (f"The last good checkpoint is kept: {last_checkpoint}; resume from it with --resume "
+                        "after the fix.")
+            else:
+                kept = "No checkpoint was written yet (the first epoch did not finish)."
             raise NonFiniteLossError(
                 f"{stage}: loss term '{name}' is {v} at epoch {epoch}, iteration {it} (global step {step}); "
-                f"stopping. The last good checkpoint is kept: {last_checkpoint}. Lower optim.lr or check "
-                "the data; resume from the checkpoint with --resume.")
+                f"stopping. {kept} Lower optim.lr or check the data.")
 
 
 class RunningMean:

@@ -20,18 +20,22 @@ from .checkpoint import rng_state
 from .common import (RunningMean, build_optimizer, build_scheduler, check_finite, supervised_terms)
 from .features import evaluate_model
 from .loaders import num_batches_for, to_device, train_loader
+from .lock import release_on_error
 from .rundir import RunDir
-from .runlog import format_record
 
 
+@release_on_error
 def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], out_dir: str | Path,
              resume: bool | str = False, progress: bool = True,
-             on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> dict:
+             on_epoch_end: Optional[Callable[[int, dict], None]] = None,
+             override_identity: bool = False) -> dict:
     """Train on ``source`` labels; evaluate on ``target``'s query/gallery (direct transfer).
 
     Returns the summary dict (also written to ``<out_dir>/summary.json``): final ``target`` metrics and,
     at the end, ``source`` in-domain metrics, so the domain gap is visible in one place.
     ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint is written.
+    Reusing ``out_dir`` checks the run identity first (settings, data); ``override_identity=True`` accepts
+    a checkpoint made with other ones.
     """
     require_role(source, "source")
     if source.query:  # evaluated in-domain at the end
@@ -39,7 +43,8 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     if target is not None:
         require_role(target, "evaluation", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
-    run = RunDir(out_dir, "pretrain", cfg, resume)
+    run = RunDir(out_dir, "pretrain", cfg, resume, datasets={"source": source, "target": target},
+                 override_identity=override_identity)
     device = resolve_device(cfg.device)
     model = build_model(cfg.model, num_classes=source.num_train_pids).to(device)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
@@ -50,7 +55,18 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     step = run.restore(model=model, optimizer=optimizer, scheduler=scheduler)
 
     epochs = cfg.pretrain.epochs
-    record: dict = {}
+
+    def evaluate(epoch: int) -> dict:
+        out, last = {}, epoch == epochs - 1
+        if target is not None and ((epoch + 1) % cfg.pretrain.eval_every == 0 or last):
+            out["target"] = evaluate_model(model, target.query, target.gallery, cfg.data, device,
+                                           progress=progress, cross_camera_only=cfg.evaluation.cross_camera_only)
+        if last and source.query and source is not target:  # the oracle run (source = target) has it already
+            out["source"] = evaluate_model(model, source.query, source.gallery, cfg.data, device,
+                                           progress=progress, cross_camera_only=cfg.evaluation.cross_camera_only)
+        return out
+
+    record: dict = run.complete_pending(evaluate) or {}
     for epoch in range(run.start_epoch, epochs):
         model.train()
         loader.sampler.set_epoch(epoch)
@@ -71,25 +87,14 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         scheduler.step()
 
         record = {"stage": "pretrain", "epoch": epoch, "step": step, "lr": lr, **meter.means()}
-        last = epoch == epochs - 1
-        if target is not None and ((epoch + 1) % cfg.pretrain.eval_every == 0 or last):
-            record["target"] = evaluate_model(model, target.query, target.gallery, cfg.data, device,
-                                              progress=progress,
-                                              cross_camera_only=cfg.evaluation.cross_camera_only)
-        if last and source.query and source is not target:  # the oracle run (source = target) has it already
-            record["source"] = evaluate_model(model, source.query, source.gallery, cfg.data, device,
-                                              progress=progress,
-                                              cross_camera_only=cfg.evaluation.cross_camera_only)
-        run.log.write(record)
-        run.save({"epoch": epoch, "step": step, "model": model.state_dict(),
-                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                  "rng": rng_state(), "num_classes": source.num_train_pids})
-        print(format_record(record), flush=True)
+        record = run.end_epoch({"epoch": epoch, "step": step, "model": model.state_dict(),
+                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                "rng": rng_state(), "num_classes": source.num_train_pids}, record, evaluate)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
     if not record:  # resumed a finished run: report its last record
-        record = run.log.read()[-1]
+        record = run.last_record()
     return run.finish({"stage": "pretrain", "checkpoint": str(run.checkpoint), "epochs": epochs,
                        "target": record.get("target"), "source": record.get("source")})
 

@@ -2,49 +2,75 @@
 
     <run>/config.json      the full configuration
     <run>/metrics.jsonl    one record per epoch (losses, lr, mAP/CMC, pseudo-label quality)
-    <run>/checkpoint.pt    the latest complete epoch (atomic; enough to resume exactly)
+    <run>/checkpoint.pt    the latest complete epoch (atomic; enough to resume exactly) and the run identity
     <run>/summary.json     final metrics
     <run>/figures/         curves.png
+    <run>/.lock            while a process writes into the folder (pid, host, start time)
+
+Everything that can refuse a reuse (an existing checkpoint without ``resume``, another identity, a lock held
+by another process) is checked before the first byte is written.
 """
 from __future__ import annotations
 
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, Optional
 
 from ..config import Config
-from .checkpoint import check_model_config, load_checkpoint, save_checkpoint, set_rng_state
-from .runlog import MetricsLog
+from .checkpoint import (CheckpointError, atomic_write_text, check_model_config, load_checkpoint,
+                         remove_orphan_temp_files, save_checkpoint, set_rng_state)
+from .identity import check_identity, run_identity
+from .lock import RunLock
+from .runlog import MetricsLog, _clean, format_record
 
 
 class RunDir:
-    def __init__(self, out_dir: str | Path, stage: str, cfg: Config, resume: bool | str):
+    def __init__(self, out_dir: str | Path, stage: str, cfg: Config, resume: bool | str,
+                 datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False):
         """``resume``: False (refuse to touch an existing checkpoint), True (continue it; warn if there is
         none: the CLI's ``--resume``) or ``"auto"`` (continue it if present, else start fresh, quietly; used
         by the pipeline and the notebooks). One plain line says what happened: "reused <run>, made by preset
-        ci, seed 0" or "continuing <run> from epoch N of M" here, "trained <run> (...)" in :meth:`finish`."""
+        ci, seed 0" or "continuing <run> from epoch N of M" here, "trained <run> (...)" in :meth:`finish`.
+
+        ``datasets`` (``{"source": ds, "target": ds}``) enter the run identity; a checkpoint made with
+        another identity is refused unless ``override_identity``.
+        """
+        from ..config_validate import validate_config
+        validate_config(cfg)
         self.root = Path(out_dir)
         self.stage = stage
         self.cfg = cfg
         self.checkpoint = self.root / "checkpoint.pt"
-        self.log = MetricsLog(self.root / "metrics.jsonl")
+        self.identity = run_identity(cfg.to_dict(), stage, datasets)
         self.resume_state: dict[str, Any] | None = None
-        if self.checkpoint.exists():
-            if not resume:
-                raise FileExistsError(
-                    f"run directory {self.root} already holds a checkpoint; pass resume=True (CLI: --resume) "
-                    "to continue it, or choose another output directory (nothing is overwritten)")
-            self.resume_state = load_checkpoint(self.checkpoint, kind=stage)
-            check_model_config(self.resume_state, cfg.to_dict()["model"], self.checkpoint)
-        elif resume is True:
-            warnings.warn(f"--resume given but {self.checkpoint} does not exist yet: starting from epoch 0")
-        self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0
+        self.pending: dict[str, Any] | None = None
+        self.trained = False
+        if self.root.exists() and not self.root.is_dir():
+            raise NotADirectoryError(f"run directory {self.root} exists and is not a folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.lock = RunLock(self.root).acquire()
+        try:
+            self.log = MetricsLog(self.root / "metrics.jsonl")
+            self.resume_state = check_reuse(self.root, stage, cfg, resume, self.identity, override_identity)
+            if self.resume_state is None and resume is True:
+                warnings.warn(f"--resume given but {self.checkpoint} does not exist yet: starting from epoch 0")
+            self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0
+            records = self.log.read()            # a torn last line is dropped here, with a warning
+        except BaseException:
+            self.lock.release()
+            raise
         if self.resume_state is not None:
             print(self._resume_line(), flush=True)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.log.truncate(stage, self.start_epoch)
-        (self.root / "config.json").write_text(cfg.to_json())
+        # -- from here on the folder is ours: write --
+        remove_orphan_temp_files(self.checkpoint)
+        self.log.truncate(self.stage, self.start_epoch, records)
+        saved = (self.resume_state or {}).get("record")
+        if saved is not None and not any(r.get("stage") == stage and r.get("epoch") == saved.get("epoch")
+                                         for r in records):
+            self.pending = dict(saved)           # checkpoint written, evaluation/log of that epoch not done
+        if self.resume_state is None:           # a resumed run's config.json changes with its next checkpoint
+            atomic_write_text(self.root / "config.json", cfg.to_json())
 
     def restore(self, **components: Any) -> int:
         """Load each ``name=obj`` (anything with ``load_state_dict``) from the resumed checkpoint, restore the
@@ -53,12 +79,46 @@ class RunDir:
             return 0
         for name, obj in components.items():
             if obj is not None:
-                obj.load_state_dict(self.resume_state[name])
+                try:
+                    obj.load_state_dict(self.resume_state[name])
+                except (RuntimeError, KeyError, ValueError) as err:
+                    raise CheckpointError(
+                        f"the '{name}' state in {self.checkpoint} does not fit this run (were the data or "
+                        f"the model changed?): {str(err).splitlines()[0]}") from err
         set_rng_state(self.resume_state["rng"])
         return int(self.resume_state["step"])
 
-    def save(self, state: dict[str, Any]) -> None:
-        save_checkpoint(self.checkpoint, {"kind": self.stage, "config": self.cfg.to_dict(), **state})
+    def save(self, state: dict[str, Any], record: Optional[dict] = None) -> None:
+        """Write the checkpoint atomically with the run identity (and the epoch's record, not yet logged)."""
+        # plain JSON types only, so the checkpoint still loads with weights_only=True
+        extra = {"record": json.loads(json.dumps(_clean(record), default=float))} if record is not None else {}
+        save_checkpoint(self.checkpoint, {"kind": self.stage, "config": self.cfg.to_dict(),
+                                          "identity": self.identity, **extra, **state})
+        atomic_write_text(self.root / "config.json", self.cfg.to_json())   # describes the checkpoint
+        self.trained = True
+
+    def end_epoch(self, state: dict[str, Any], record: dict, evaluate: Callable[[int], dict]) -> dict:
+        """Checkpoint first, then ``evaluate(epoch)`` (merged into ``record``), then log and print it.
+
+        A failing evaluation (a bad query image) therefore never costs the epoch just trained: the resumed
+        run evaluates it again (:meth:`complete_pending`).
+        """
+        self.save(state, record)
+        return self._log(record, evaluate)
+
+    def complete_pending(self, evaluate: Callable[[int], dict]) -> Optional[dict]:
+        """Evaluate and log the resumed checkpoint's epoch when its evaluation did not complete."""
+        if self.pending is None:
+            return None
+        record, self.pending = self.pending, None
+        return self._log(record, evaluate)
+
+    def _log(self, record: dict, evaluate: Callable[[int], dict]) -> dict:
+        record.update(evaluate(int(record["epoch"])))
+        self.log.write(record)
+        self.trained = True
+        print(format_record(record), flush=True)
+        return record
 
     def _resume_line(self) -> str:
         """The one plain line said when a checkpoint is found: reused as it is, or continued."""
@@ -71,13 +131,55 @@ class RunDir:
         return f"continuing {self.root} from epoch {self.start_epoch + 1}{of} ({made_by})"
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
-        """Write ``summary.json`` and the curves; say "trained <run>" when this call trained it from scratch."""
-        (self.root / "summary.json").write_text(json.dumps(summary, indent=2))
+        """Write ``summary.json`` and the curves (unchanged files are not rewritten), release the lock; say
+        "trained <run>" when this call trained it from scratch."""
         if self.resume_state is None:
             print(f"trained {self.root} (preset {self.cfg.preset}, seed {self.cfg.seed})", flush=True)
         try:
-            from ..viz.curves import plot_curves
-            plot_curves(self.log.read(), self.root / "figures" / "curves.png", title=f"{self.stage}: {self.root.name}")
-        except Exception as err:  # a figure must never cost a finished run
-            warnings.warn(f"could not draw the training curves: {err}")
+            atomic_write_text(self.root / "summary.json", json.dumps(summary, indent=2))
+            figure = self.root / "figures" / "curves.png"
+            if self.trained or not figure.exists():
+                try:
+                    from ..viz.curves import plot_curves
+                    plot_curves(self.log.read(), figure, title=f"{self.stage}: {self.root.name}")
+                except Exception as err:  # a figure must never cost a finished run
+                    warnings.warn(f"could not draw the training curves: {err}")
+        finally:
+            self.lock.release()
         return summary
+
+    def last_record(self) -> dict:
+        """The last logged record of this stage ({} when none)."""
+        records = [r for r in self.log.read() if r.get("stage") == self.stage]
+        return records[-1] if records else {}
+
+
+
+def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str, identity: Mapping[str, Any],
+                override_identity: bool = False) -> Optional[dict[str, Any]]:
+    """Read-only check that ``out_dir`` may be used for this stage; return the checkpoint to resume (or None).
+
+    Raises ``FileExistsError`` for a checkpoint without ``resume``, :class:`CheckpointError` for another
+    stage or model, :class:`~reid_uda_lib.engine.identity.RunIdentityError` for other settings or data.
+    """
+    checkpoint = Path(out_dir) / "checkpoint.pt"
+    if not checkpoint.exists():
+        return None
+    if not resume:
+        raise FileExistsError(
+            f"run directory {out_dir} already holds a checkpoint; pass resume=True (CLI: --resume) to continue "
+            "it, or choose another output directory (nothing is overwritten)")
+    state = load_checkpoint(checkpoint, kind=stage)
+    check_model_config(state, cfg.to_dict()["model"], checkpoint)
+    check_identity(state, identity, checkpoint, override_identity, defaults=type(cfg)().to_dict())
+    return state
+
+
+def preflight(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str,
+              datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False) -> None:
+    """Everything :class:`RunDir` would refuse, checked without writing (the CLI and the pipeline check
+    every stage of a run before the first one starts); also a lock held by another live process."""
+    from ..config_validate import validate_config
+    validate_config(cfg)
+    check_reuse(out_dir, stage, cfg, resume, run_identity(cfg.to_dict(), stage, datasets), override_identity)
+    RunLock(out_dir).check()

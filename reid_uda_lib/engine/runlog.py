@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,34 @@ class MetricsLog:
             fh.write(json.dumps(_clean(record)) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
+        """All records. A torn last line (a kill during the append) is dropped with a warning; a bad line
+        elsewhere raises ``ValueError`` naming the line."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        lines = self.path.read_text().splitlines()
+        out = []
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                if n == len(lines):
+                    warnings.warn(f"{self.path}: dropping the torn last line {n} (a run killed while writing "
+                                  f"it): {line[:60]!r}")
+                    continue
+                raise ValueError(f"{self.path}: line {n} is not JSON ({err}); the metrics log is damaged") from None
+        return out
 
-    def truncate(self, stage: str, from_epoch: int) -> None:
-        """Keep every record except those of ``stage`` with ``epoch >= from_epoch``."""
-        kept = [r for r in self.read() if not (r.get("stage") == stage and r.get("epoch", -1) >= from_epoch)]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    def truncate(self, stage: str, from_epoch: int, records: list[dict[str, Any]] | None = None) -> None:
+        """Keep every record except those of ``stage`` with ``epoch >= from_epoch`` (and a torn last line);
+        the file is rewritten (atomically) only when that changes it."""
+        records = self.read() if records is None else records
+        kept = [r for r in records if not (r.get("stage") == stage and r.get("epoch", -1) >= from_epoch)]
+        text = "".join(json.dumps(r) + "\n" for r in kept)
+        if self.path.exists() or text:
+            from .checkpoint import atomic_write_text
+            atomic_write_text(self.path, text)
 
 
 def _clean(value: Any) -> Any:

@@ -9,7 +9,7 @@ Every epoch:
 4. train on mixed batches of N source + N pseudo-labelled target images: CE-LS + triplet on both domains,
    plus the memory-bank contrastive loss and any method-specific terms; update the Mean-Net (EMA) and the
    memory bank after each step;
-5. evaluate the Mean-Net on the target query/gallery and write an atomic checkpoint.
+5. write an atomic checkpoint, then evaluate the Mean-Net on the target query/gallery.
 """
 from __future__ import annotations
 
@@ -26,22 +26,24 @@ from ..config import Config
 from ..data import ReidDataset
 from ..data.check import require_role
 from ..losses import MemoryBank
+from ..memory_guard import check_run_memory
 from ..models import MeanTeacher, build_model
 from ..utils import resolve_device, seed_everything
 from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state
 from .common import RunningMean, build_optimizer, check_finite
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
+from .lock import release_on_error
 from .method_base import EpochContext
 from .methods import get_method
 from .rundir import RunDir
-from .runlog import format_record
 from .uda_step import TARGET_HEAD, UDAParts, train_step
 
 
+@release_on_error
 def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint: str | Path | None,
           out_dir: str | Path, resume: bool | str = False, progress: bool = True,
-          on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> dict:
+          on_epoch_end: Optional[Callable[[int, dict], None]] = None, override_identity: bool = False) -> dict:
     """Adapt a source-pretrained model to ``target`` without its labels, with method ``cfg.uda.method``.
 
     ``init_checkpoint`` is a pretraining (or earlier UDA) checkpoint; it is ignored when resuming a run
@@ -51,7 +53,9 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     require_role(target, "target", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
     method = get_method(cfg.uda.method)
-    run = RunDir(out_dir, "uda", cfg, resume)
+    check_run_memory(cfg, target)
+    run = RunDir(out_dir, "uda", cfg, resume, datasets={"source": source, "target": target},
+                 override_identity=override_identity)
     device = resolve_device(cfg.device)
     n_src = source.num_train_pids
 
@@ -88,7 +92,22 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
 
     true_ids = np.asarray([p for _, p, _ in target.train])
     epochs = cfg.uda.epochs
-    record: dict = {}
+
+    def evaluate(epoch: int) -> dict:
+        """The target test metrics of this epoch (and, at the last one, the method's extra evaluations)."""
+        out = {}
+        nets = {"target": (eval_net, "bn")}
+        if epoch == epochs - 1:
+            nets.update({f"target_{name}": (net, "feat")
+                         for name, net in method.extra_evaluations(eval_net, eval_extra).items()})
+        elif (epoch + 1) % cfg.uda.eval_every != 0:
+            return out
+        for name, (net, key) in nets.items():
+            out[name] = evaluate_model(net, target.query, target.gallery, cfg.data, device, key=key,
+                                       progress=progress, cross_camera_only=cfg.evaluation.cross_camera_only)
+        return out
+
+    record: dict = run.complete_pending(evaluate) or {}
     for epoch in range(run.start_epoch, epochs):
         # 1-2. pseudo labels from the Mean-Net's features
         feats = extract_features(eval_net, target.train, cfg.data, device, desc="target features",
@@ -129,23 +148,13 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
             meter.add(terms)
             bar.set_postfix({"loss": f"{sum(meter.means().values()):.3f}"})
 
-        # 5. evaluate + checkpoint
+        # 5. checkpoint, then evaluate (a failing evaluation never costs the epoch just trained)
         record = {"stage": "uda", "method": method.name, "epoch": epoch, "step": step,
                   "lr": optimizer.param_groups[0]["lr"], **meter.means(), "cluster": quality}
         probe = method.epoch_diagnostics(EpochContext(eval_net, eval_extra, source, target, cfg, device, epoch,
                                                       progress))
         if probe:
             record["probe"] = probe
-        if (epoch + 1) % cfg.uda.eval_every == 0 or epoch == epochs - 1:
-            record["target"] = evaluate_model(eval_net, target.query, target.gallery, cfg.data, device,
-                                              progress=progress,
-                                              cross_camera_only=cfg.evaluation.cross_camera_only)
-        if epoch == epochs - 1:
-            for name, net in method.extra_evaluations(eval_net, eval_extra).items():
-                record[f"target_{name}"] = evaluate_model(net, target.query, target.gallery, cfg.data, device,
-                                                          key="feat", progress=progress,
-                                                          cross_camera_only=cfg.evaluation.cross_camera_only)
-        run.log.write(record)
         # The target head is rebuilt from fresh clusters at the next epoch: drop it (and its optimiser
         # state) so the checkpoint has the same structure as a freshly built model -> exact resume.
         _drop_target_head(model, mean_net, optimizer)
@@ -157,13 +166,12 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
             state["mean_extra"] = mean_extra.state_dict()
         if memory is not None:
             state["memory"] = memory.state_dict()
-        run.save(state)
-        print(format_record(record), flush=True)
+        record = run.end_epoch(state, record, evaluate)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
     if not record:
-        record = run.log.read()[-1]
+        record = run.last_record()
     extra_eval = {k[len("target_"):]: v for k, v in record.items() if k.startswith("target_")}
     return run.finish({"stage": "uda", "method": method.name, "checkpoint": str(run.checkpoint),
                        "epochs": epochs, "target": record.get("target"), "cluster": record.get("cluster"),

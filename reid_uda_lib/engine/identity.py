@@ -1,0 +1,148 @@
+"""Run identity: what made a checkpoint, recorded in it and compared on every reuse.
+
+A checkpoint records its *identity*: the stage, the seed, every config field that changes training (the
+whole config minus :data:`RESUMABLE_FIELDS`) and the datasets it read (root, images and identities per
+split, a hash of the sorted file list). Reusing a run folder (``--resume``, the automatic reuse of
+``OUT/pretrain``, ``resume="auto"``) compares the stored identity with the asked one *before anything is
+written* and refuses a mismatch with :class:`RunIdentityError`, which lists each differing field
+(``seed: 0 in the checkpoint, 5 asked``), unless ``override_identity=True`` (CLI ``--override-identity``).
+
+The identity is a deny-list: every config field is part of it except the ones named here, so a config
+section added later (e.g. ``dcdfa``) is automatically part of the identity of the UDA stage.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Mapping, Optional
+
+#: The one list of config fields that may change when a run is resumed or reused: they change how a run is
+#: watched or where it runs, not the numbers it trains to. A whole section can be named (``"data"``).
+RESUMABLE_FIELDS: frozenset[str] = frozenset({
+    "preset",                 # a label: the fields it sets are compared one by one
+    "device",
+    "data.num_workers",       # augmentations are seeded per image: the numbers do not depend on it
+    "data.test_batch_size",
+    "pretrain.eval_every",
+    "uda.eval_every",
+})
+
+#: Sections that do not influence a stage: the source pretraining does not read the UDA settings, so
+#: ``train --method base`` and ``train --method sbase`` can share ``OUT/pretrain``. A section added later is
+#: part of every stage's identity until it is listed here.
+STAGE_IGNORES: dict[str, frozenset[str]] = {
+    "pretrain": frozenset({"uda", "dcdfa", "dann"}),   # sections only the UDA methods read
+    "uda": frozenset(),
+}
+
+
+class RunIdentityError(ValueError):
+    """A run folder's checkpoint was made by other settings or data than the ones asked now."""
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"uda": {"eps": 0.6}}`` -> ``{"uda.eps": 0.6}`` (tuples become lists, as in JSON)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _ignored(key: str, stage: str) -> bool:
+    parts = key.split(".")
+    prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+    return bool(prefixes & RESUMABLE_FIELDS) or parts[0] in STAGE_IGNORES.get(stage, frozenset())
+
+
+def config_identity(cfg_dict: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """The flattened config fields that define a run of ``stage`` (everything not resumable)."""
+    return {k: v for k, v in flatten(cfg_dict).items() if not _ignored(k, stage)}
+
+
+def dataset_identity(ds) -> dict[str, Any]:
+    """Root, images and identities per split, and a sha256 of the sorted ``(file, pid, camid)`` list."""
+    out: dict[str, Any] = {"root": os.path.abspath(str(ds.root))}
+    h = hashlib.sha256()
+    for split in ("train", "query", "gallery"):
+        items = getattr(ds, split)
+        out[f"{split}_images"] = len(items)
+        out[f"{split}_ids"] = len({p for _, p, _ in items})
+        for path, pid, cam in sorted((str(p), int(i), int(c)) for p, i, c in items):
+            h.update(f"{split}\0{path.rsplit('/', 1)[-1]}\0{pid}\0{cam}\n".encode())
+    out["files_sha256"] = h.hexdigest()[:16]
+    return out
+
+
+def run_identity(cfg_dict: Mapping[str, Any], stage: str,
+                 datasets: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """The identity stored in a checkpoint: ``{"stage", "config": {...}, "data": {name: {...}}}``.
+
+    ``datasets`` maps a role (``"source"``, ``"target"``) to a :class:`~reid_uda_lib.data.ReidDataset`
+    (or None when the role is absent).
+    """
+    data = {role: (dataset_identity(ds) if ds is not None else None) for role, ds in (datasets or {}).items()}
+    return {"stage": stage, "config": config_identity(cfg_dict, stage), "data": data}
+
+
+def differences(saved: Mapping[str, Any], asked: Mapping[str, Any],
+                defaults: Optional[Mapping[str, Any]] = None) -> list[str]:
+    """``["seed: 0 in the checkpoint, 5 asked", ...]`` for every field that differs.
+
+    A field the checkpoint does not know (added to the config after it was written) is accepted when it is
+    asked at its default value (``defaults``, flattened). Old checkpoints without a recorded dataset
+    identity are compared on the config only.
+    """
+    defaults = defaults or {}
+    diffs = []
+    if saved.get("stage") != asked.get("stage"):
+        diffs.append(f"stage: {saved.get('stage')!r} in the checkpoint, {asked.get('stage')!r} asked")
+    s_cfg, a_cfg = saved.get("config", {}), asked.get("config", {})
+    for key in sorted(set(s_cfg) | set(a_cfg)):
+        if key not in s_cfg and key in defaults and a_cfg.get(key) == defaults[key]:
+            continue
+        if s_cfg.get(key, "<absent>") != a_cfg.get(key, "<absent>"):
+            diffs.append(f"{key}: {_fmt(s_cfg.get(key, '<absent>'))} in the checkpoint, "
+                         f"{_fmt(a_cfg.get(key, '<absent>'))} asked")
+    s_data = saved.get("data")
+    if s_data is not None:
+        a_data = asked.get("data", {})
+        for role in sorted(set(s_data) | set(a_data)):
+            s, a = s_data.get(role) or {}, a_data.get(role) or {}
+            for key in sorted(set(s) | set(a)):
+                if s.get(key) != a.get(key):
+                    diffs.append(f"{role} data {key}: {_fmt(s.get(key))} in the checkpoint, {_fmt(a.get(key))} asked")
+    return diffs
+
+
+def _fmt(v: Any) -> str:
+    return v if isinstance(v, str) and v else repr(v) if isinstance(v, str) else str(v)
+
+
+def identity_of_state(state: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """The identity stored in a checkpoint, or one rebuilt from its config (checkpoints written before
+    identities were recorded; their data cannot be compared)."""
+    if isinstance(state.get("identity"), Mapping):
+        return dict(state["identity"])
+    return {"stage": state.get("kind", stage), "config": config_identity(state.get("config", {}), stage),
+            "data": None}
+
+
+def check_identity(state: Mapping[str, Any], asked: Mapping[str, Any], path, override: bool = False,
+                   defaults: Optional[Mapping[str, Any]] = None) -> list[str]:
+    """Raise :class:`RunIdentityError` listing the differences unless ``override``; return them.
+
+    ``defaults``: the config's default values (a nested dict, e.g. ``Config().to_dict()``).
+    """
+    diffs = differences(identity_of_state(state, asked.get("stage", "")), asked,
+                        flatten(defaults) if defaults else None)
+    if diffs and not override:
+        shown = "; ".join(diffs[:12]) + (f"; ... ({len(diffs) - 12} more)" if len(diffs) > 12 else "")
+        raise RunIdentityError(
+            f"{path} was made with other settings or data than asked ({shown}). Nothing was written. "
+            "Use another output folder, ask the same settings, or pass --override-identity "
+            "(override_identity=True) to continue it anyway")
+    return diffs
