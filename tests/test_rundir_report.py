@@ -28,15 +28,18 @@ def test_auto_trains_quietly_then_reuses_then_continues(tmp_path, capsys):
         run.finish({"stage": "pretrain"})
         assert capsys.readouterr().out == f"trained {tmp_path} (preset ci, seed 0)\n"
 
-        again = RunDir(tmp_path, "pretrain", cfg.override(seed=3), resume="auto")
+        again = RunDir(tmp_path, "pretrain", cfg, resume="auto")
         assert again.start_epoch == 2
         again.finish({"stage": "pretrain"})
-        # the seed named is the one that made the checkpoint, not the caller's
         assert capsys.readouterr().out == f"reused {tmp_path}, made by preset ci, seed 0\n"
 
-        longer = RunDir(tmp_path, "pretrain", cfg.override(**{"pretrain.epochs": 4}), resume="auto")
-        assert longer.start_epoch == 2
-        assert capsys.readouterr().out == f"continuing {tmp_path} from epoch 3 of 4 (made by preset ci, seed 0)\n"
+        cut = RunDir(tmp_path / "cut", "pretrain", cfg, resume="auto")     # a run killed after epoch 1
+        _one_epoch(cut, 0)
+        capsys.readouterr()
+        longer = RunDir(tmp_path / "cut", "pretrain", cfg, resume="auto")
+        assert longer.start_epoch == 1
+        assert capsys.readouterr().out == (f"continuing {tmp_path / 'cut'} from epoch 2 of 2 "
+                                           "(made by preset ci, seed 0)\n")
 
 
 def test_explicit_resume_without_checkpoint_still_warns(tmp_path):
