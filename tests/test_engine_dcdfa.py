@@ -113,3 +113,17 @@ def test_cli_train_dcdfa_then_seeds_table(setup, synthetic_pair, tmp_path, capsy
     row = next(line for line in out.splitlines() if line.startswith("| dcdfa (b only) |"))
     assert row.split("|")[2].strip() == "2" and "±" in row          # two seeds, mean ± std
     assert "| dcdfa | 2 |" in out and "identity follows b" in out
+
+
+def test_resume_with_another_method_is_refused_before_any_write(setup, tmp_path):
+    import hashlib
+
+    from reid_uda_lib.engine.identity import RunIdentityError
+
+    src, tgt, init = setup
+    adapt(_cfg(**{"uda.method": "sbase", "uda.epochs": 1}), src, tgt, init, tmp_path, progress=False)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(RunIdentityError, match="uda.method: sbase in the checkpoint, dcdfa asked"):
+        adapt(_cfg(**{"uda.epochs": 1}), src, tgt, init, tmp_path, resume=True, progress=False)
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
