@@ -39,6 +39,7 @@ class BaseFeatureNet(nn.Module):
         super().__init__()
         self.net = net
         self.attention = attention
+        self.train(net.training)      # a fresh module is in train mode: do not let it switch the Mean-Net's BN
 
     def forward(self, x: torch.Tensor) -> dict:
         out = self.net(x)
