@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..cluster import check_clusters, label_quality, pseudo_labels
+from ..cluster import check_clusters, label_quality
+from ..cluster.multilevel import level_report
 from ..config import Config
 from ..data import ReidDataset
 from ..losses import MemoryBank
@@ -31,7 +32,7 @@ from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rn
 from .common import RunningMean, build_optimizer, check_finite
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
-from .method_base import EpochContext
+from .method_base import ClusterContext, EpochContext
 from .methods import get_method
 from .rundir import RunDir
 from .runlog import format_record
@@ -87,13 +88,14 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     epochs = cfg.uda.epochs
     record: dict = {}
     for epoch in range(run.start_epoch, epochs):
-        # 1-2. pseudo labels from the Mean-Net's features
-        feats = extract_features(eval_net, target.train, cfg.data, device, desc="target features",
-                                 progress=progress)
-        labels = pseudo_labels(feats, method=cfg.uda.cluster, eps=cfg.uda.eps, min_samples=cfg.uda.min_samples,
-                               k1=cfg.uda.k1, k2=cfg.uda.k2, n_clusters=cfg.uda.n_clusters, seed=cfg.seed)
-        check_clusters(labels, min_clusters=2)
+        # 1-2. pseudo labels from the Mean-Net's features (one label set per level; level 0 is trained on)
+        sets = method.pseudo_labels(ClusterContext(eval_net, eval_extra, model, extra, target.train, cfg, device,
+                                                   epoch, progress))
+        for level in sets.labels:
+            check_clusters(level, min_clusters=2)
+        labels, feats = sets.labels[0], sets.features
         quality = label_quality(labels, true_ids)
+        parts.labels = torch.as_tensor(np.stack(sets.labels), device=device)
         n_clusters = int(labels.max()) + 1
         labels_t = torch.as_tensor(labels, device=device)
 
@@ -108,17 +110,21 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         # 4. mixed source + target batches
         target_items = [(path, int(y), cam) for (path, _, cam), y in zip(target.train, labels)]
         n_batches = num_batches_for(int(keep.sum()), cfg.data, cfg.uda.iters_per_epoch)
-        s_loader = train_loader(source.train, cfg.data, cfg.seed, cfg.data.random_erasing_p, n_batches)
         t_loader = train_loader(target_items, cfg.data, cfg.seed + 1, cfg.data.random_erasing_p, n_batches)
-        s_loader.sampler.set_epoch(epoch)
         t_loader.sampler.set_epoch(epoch)
+        if method.source_batches:
+            s_loader = train_loader(source.train, cfg.data, cfg.seed, cfg.data.random_erasing_p, n_batches)
+            s_loader.sampler.set_epoch(epoch)
+            batches = zip(s_loader, t_loader)
+        else:                                           # target-only batches (LF²)
+            batches = ((None, b_t) for b_t in t_loader)
         model.train()
         extra.train()
         meter = RunningMean()
-        bar = tqdm(zip(s_loader, t_loader), total=n_batches, desc=f"{method.name} {epoch + 1}/{epochs}",
+        bar = tqdm(batches, total=n_batches, desc=f"{method.name} {epoch + 1}/{epochs}",
                    leave=False, disable=not progress)
         for it, (b_s, b_t) in enumerate(bar):
-            x_s, y_s, _, _ = to_device(b_s, device)
+            x_s, y_s, _, _ = to_device(b_s, device) if b_s is not None else (None, None, None, None)
             x_t, y_t, _, idx_t = to_device(b_t, device)
             terms = train_step(parts, x_s, y_s, x_t, y_t, idx_t, step, epoch,
                                check=lambda t: check_finite(t, method.name, epoch, it, step, str(run.checkpoint)))
@@ -129,13 +135,16 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         # 5. evaluate + checkpoint
         record = {"stage": "uda", "method": method.name, "epoch": epoch, "step": step,
                   "lr": optimizer.param_groups[0]["lr"], **meter.means(), "cluster": quality}
+        if len(sets.labels) > 1:        # per-level quality + agreement of each level with level 0
+            record["levels"] = level_report(sets.labels, sets.names, true_ids)
         probe = method.epoch_diagnostics(EpochContext(eval_net, eval_extra, source, target, cfg, device, epoch,
                                                       progress))
         if probe:
             record["probe"] = probe
         if (epoch + 1) % cfg.uda.eval_every == 0 or epoch == epochs - 1:
-            record["target"] = evaluate_model(eval_net, target.query, target.gallery, cfg.data, device,
-                                              progress=progress)
+            test_net, test_key = method.test_net(eval_net, eval_extra, cfg)
+            record["target"] = evaluate_model(test_net, target.query, target.gallery, cfg.data, device,
+                                              key=test_key, progress=progress)
         if epoch == epochs - 1:
             for name, net in method.extra_evaluations(eval_net, eval_extra).items():
                 record[f"target_{name}"] = evaluate_model(net, target.query, target.gallery, cfg.data, device,
