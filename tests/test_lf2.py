@@ -230,3 +230,12 @@ def test_table2_rows_terms_and_modules(name, expected):
     parts, x, y0, idx = _lf2_parts(name)
     assert set(train_step(parts, None, None, x, y0, idx)) == expected
     assert ("experts" in parts.extra) == (name == "lf2_nofm") and "fm" not in parts.extra
+
+
+def test_inference_wrapper_leaves_the_teacher_in_eval_mode():
+    teacher = build_model(get_preset("ci").model).eval()
+    net = ConcatFeatureNet(teacher, 2)
+    was = net.training                      # what extract_features does around its pass
+    net.eval()
+    net.train(was)
+    assert not teacher.training

@@ -128,6 +128,9 @@ class ConcatFeatureNet(nn.Module):
         self.net = net
         self.num_parts = int(num_parts)
         self.global_only = global_only
+        # start in the wrapped net's mode: extract_features restores the wrapper's mode afterwards, and a
+        # fresh module is in train mode, which would switch the (eval-mode) teacher's BatchNorms to training
+        self.train(net.training)
 
     def forward(self, x: torch.Tensor) -> dict:
         out = self.net(x)
