@@ -4,12 +4,16 @@ Every epoch:
 
 1. extract target-train features with the Mean-Net (the student when the method has no Mean-Net);
 2. cluster them (k-reciprocal Jaccard + DBSCAN, or k-means) into pseudo labels; outliers (-1) are dropped;
-   the label quality against the hidden true ids is logged (NMI, ARI, purity, #clusters, outliers);
+   the label quality against the hidden true ids is logged (NMI, ARI, purity, #clusters, outliers).
+   Steps 1-2 are the method's ``pseudo_labels`` hook, which may return several label sets (LF²: one per
+   feature level); level 0 is trained on, every level's quality and its agreement with level 0 are logged;
 3. re-create the target classifier from the cluster centroids and refresh the memory bank's target slots;
-4. train on mixed batches of N source + N pseudo-labelled target images: CE-LS + triplet on both domains,
-   plus the memory-bank contrastive loss and any method-specific terms; update the Mean-Net (EMA) and the
-   memory bank after each step;
-5. evaluate the Mean-Net on the target query/gallery and write an atomic checkpoint.
+4. train on mixed batches of N source + N pseudo-labelled target images (target-only batches for methods
+   with ``source_batches=False``): CE-LS + triplet on both domains, plus the memory-bank contrastive loss
+   (methods with ``shared_terms=False`` skip these) and any method-specific terms, which see the labels of
+   every level; update the Mean-Net (EMA) and the memory bank after each step;
+5. evaluate the Mean-Net on the target query/gallery (on the method's ``test_net`` feature) and write an
+   atomic checkpoint.
 """
 from __future__ import annotations
 
