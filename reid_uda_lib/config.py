@@ -81,7 +81,8 @@ class PretrainConfig:
 @dataclass
 class UDAConfig:
     method: str = "sbase"           # a name in engine/methods.py: base | base_mb | base_meannet | sbase |
-                                    # dcdfa (+ its Table 3 rows dcdfa_cid, ...) | sbase_dann
+                                    # dcdfa (+ its Table 3 rows dcdfa_cid, ...) | sbase_dann |
+                                    # lf2 | lf2_nofm | lf2_base | lf2_dcdfa
     epochs: int = 10
     iters_per_epoch: int = 0        # 0: one pass over the pseudo-labelled target set
     ema_momentum: float = 0.999
@@ -119,6 +120,28 @@ class DANNConfig:
 
 
 @dataclass
+class LF2Config:
+    """LF² (Ding & Zhou): used by the ``lf2*`` methods (engine/method_lf2.py).
+
+    L_total = alpha·(L_cls + lam·L_tri) + gamma·Σ_j L^Pj_tri (Eq. 10; the paper: 1, 0.5, 0.5) + w_fm·L_FM (ours:
+    trains the Fusion Module, see method_lf2.py). Each level (global + num_parts parts) is clustered every epoch
+    with ``cluster`` (kmeans | dbscan, DBSCAN with the uda.eps/min_samples/k1/k2 settings) into
+    ``n_clusters`` clusters: one value for every level or one per level (M_{t,j}; the paper: 500 / 700 / 900
+    on Market/Duke-sized data; presets scale it to their data). The cluster-number sweep of Table II is
+    ``--set lf2.n_clusters=500`` etc.
+    """
+    num_parts: int = 2              # K, horizontal stripes
+    reduction: int = 4              # r of the Fusion Module's MLP (C -> C/r -> C)
+    fm_mode: str = "add"            # Eq. 5's residual: add (Z = MLP(F) + F, Fig. 3) | mul (Z = MLP(F)·F, line 2)
+    alpha: float = 1.0
+    lam: float = 0.5                # lambda of Eq. 10
+    gamma: float = 0.5
+    w_fm: float = 0.5               # weight of the Fusion Module's loss (0: FM untrained, as in the paper)
+    cluster: str = "kmeans"         # kmeans | dbscan, per level
+    n_clusters: tuple = (700,)      # M_{t,j}: one value (all levels) or num_parts + 1 values
+
+
+@dataclass
 class Config:
     preset: str = "cpu"
     seed: int = 0
@@ -133,6 +156,7 @@ class Config:
     uda: UDAConfig = field(default_factory=UDAConfig)
     dcdfa: DCDFAConfig = field(default_factory=DCDFAConfig)
     dann: DANNConfig = field(default_factory=DANNConfig)
+    lf2: LF2Config = field(default_factory=LF2Config)
 
     # -- conversions -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -233,6 +257,7 @@ def _ci() -> Config:
                       n_clusters=20, ema_momentum=0.9),
         loss=LossConfig(),
         optim=OptimConfig(lr=1e-3),
+        lf2=LF2Config(n_clusters=(20,)),        # the CI pair has 24 train identities
     )
 
 
@@ -248,13 +273,16 @@ def _cpu() -> Config:
         # mostly the pretrained model (0.999^160 = 0.85). On A→B, 0.99 ends at 33.7 mAP, 0.95 at 39.9.
         uda=UDAConfig(epochs=4, iters_per_epoch=0, k1=10, k2=6, eps=0.5, ema_momentum=0.95),
         optim=OptimConfig(lr=3.5e-4),
+        # synthetic B has 100 train identities (1,305 images); LF²'s 700 per ~750 Market ids scales to ~100
+        lf2=LF2Config(n_clusters=(100,)),
     )
 
 
 def _paper() -> Config:
     # DCDFA sec. 4.1 / LF2 sec. IV-B: resnet50 (ImageNet), 256x128, PK 16x4 = 64 per domain,
     # Adam lr 3.5e-4, wd 5e-4; source pretraining 80 epochs with lr x0.1 at 40 and 70;
-    # fine-tuning 80 epochs x 400 iterations, EMA momentum 0.999, DBSCAN eps 0.6 / min 4.
+    # fine-tuning 80 epochs x 400 iterations, EMA momentum 0.999, DBSCAN eps 0.6 / min 4;
+    # LF²: k-means with M = 700 per level (Table II's best on D->M; 900 on M->D), r = 4, K = 2.
     return Config(
         preset="paper",
         data=DataConfig(height=256, width=128, num_instances=4, batch_size=64, num_workers=4, pad=10,

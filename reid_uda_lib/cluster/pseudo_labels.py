@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.cluster import DBSCAN, KMeans
+from sklearn.cluster import DBSCAN
 
 from .jaccard import as_feature_tensor, jaccard_distance
+from .kmeans import kmeans
 
 #: ``pseudo_labels(sparse=None)`` uses the sparse Jaccard matrix from this many points on. Labels are
 #: identical either way (for eps < 1, see :func:`_dbscan`); the sparse path needs far less memory
@@ -91,7 +92,8 @@ def pseudo_labels(features, method: str = "dbscan", eps: float = 0.6, min_sample
     ----------
     features : numpy array or torch tensor (any device); L2-normalised here.
     method : ``"dbscan"`` (on the k-reciprocal Jaccard distance, :func:`jaccard_distance`) or
-        ``"kmeans"`` (sklearn, Euclidean on L2-normalised features).
+        ``"kmeans"`` (:func:`~reid_uda_lib.cluster.kmeans.kmeans`, torch, on the features' device;
+        Euclidean on L2-normalised features).
     eps, min_samples : DBSCAN radius (0 < eps < 1; at eps >= 1 every pair would be a neighbour)
         and core-point size (the point itself included, sklearn's convention).
     k1, k2 : Jaccard neighbourhood sizes (k1 >= N is clipped to N - 1 with a warning).
@@ -124,8 +126,7 @@ def pseudo_labels(features, method: str = "dbscan", eps: float = 0.6, min_sample
             raise ValueError(f"n_clusters must be an integer in [1, N={n}] for k-means, got {n_clusters!r}")
         if not bool((x.norm(dim=1) > 0).all()):
             raise ValueError("features has all-zero rows; they cannot be L2-normalised for k-means")
-        x_np = (x / x.norm(dim=1, keepdim=True)).cpu().numpy()
-        labels = KMeans(n_clusters=int(n_clusters), n_init=int(n_init), random_state=seed).fit_predict(x_np)
+        labels = kmeans(x, int(n_clusters), seed=seed, n_init=int(n_init)).labels.cpu().numpy()
     else:
         raise ValueError(f"method must be 'dbscan' or 'kmeans', got {method!r}")
     return relabel_first_occurrence(labels)

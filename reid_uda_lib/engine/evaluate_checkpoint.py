@@ -9,14 +9,16 @@ from ..models import build_model
 from ..utils import resolve_device
 from .checkpoint import load_checkpoint
 from .features import evaluate_model
+from .methods import METHODS
 
 
 def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = False, device: str = "auto",
                         progress: bool = True, cross_camera_only: bool | None = None) -> dict:
     """Rebuild the model from the checkpoint's own config and evaluate it.
 
-    A UDA checkpoint is evaluated with its Mean-Net when it has one (the model the papers report).
-    ``cross_camera_only`` defaults to the checkpoint's ``evaluation.cross_camera_only``.
+    A UDA checkpoint is evaluated with its Mean-Net when it has one (the model the papers report), on its
+    method's inference feature (``UDAMethod.test_net``). ``cross_camera_only`` defaults to the checkpoint's
+    ``evaluation.cross_camera_only``.
     """
     state = load_checkpoint(path, kind=("pretrain", "uda"))
     cfg = Config.from_dict(state["config"])
@@ -27,7 +29,14 @@ def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = F
     model.load_state_dict(weights)
     if cross_camera_only is None:
         cross_camera_only = cfg.evaluation.cross_camera_only
-    res = evaluate_model(model, dataset.query, dataset.gallery, cfg.data, dev, rerank=rerank, progress=progress,
-                         cross_camera_only=cross_camera_only)
+    net, key = model, "bn"
+    if state.get("method") in METHODS:       # the method's inference feature (LF²: global + parts concatenated)
+        method = METHODS[state["method"]]
+        extra = method.extra_modules(model, cfg).to(dev)
+        if len(extra.state_dict()):
+            extra.load_state_dict(state["mean_extra"]["module"] if "mean_extra" in state else state["extra"])
+        net, key = method.test_net(model, extra.eval(), cfg)
+    res = evaluate_model(net, dataset.query, dataset.gallery, cfg.data, dev, rerank=rerank, progress=progress,
+                         key=key, cross_camera_only=cross_camera_only)
     return {"checkpoint": str(path), "stage": state["kind"], "epoch": state["epoch"], "dataset": dataset.name,
             "rerank": rerank, **res}

@@ -1,7 +1,7 @@
 """The plug-in interface of the one UDA loop (:mod:`reid_uda_lib.engine.uda`).
 
-A method says which shared components it switches on (Mean-Net, memory bank) and adds behaviour through
-four hooks, each called by the loop at one place:
+A method says which shared components it switches on (Mean-Net, memory bank, source batches, SBase's
+shared loss terms) and adds behaviour through hooks, each called by the loop at one place:
 
 ==========================  ==========================================================================
 hook                        called
@@ -11,15 +11,25 @@ hook                        called
 ``extra_terms``             every step, after the shared SBase terms: extra loss terms of the mixed batch
 ``epoch_diagnostics``       every epoch, after training: numbers logged under ``"probe"`` in metrics.jsonl
 ``extra_evaluations``       at the last epoch: extra inference features, evaluated like the main one
+``pseudo_labels``           every epoch, before training: one or several label sets of the target train
+                            images (LF²: K + 1 levels); level 0 drives the sampler, the target head and
+                            the memory bank, every level is logged and reaches ``extra_terms``
+``test_net``                at every evaluation: the inference network and its output key (LF²: the
+                            teacher's global + part features concatenated)
 ==========================  ==========================================================================
+
+Switches (fields): ``mean_net``, ``memory_bank``, ``source_batches`` (False: target-only batches,
+``out_s``/``y_s`` are None) and ``shared_terms`` (False: the loop adds no SBase term, the method's
+``extra_terms`` are the whole loss). The defaults are SBase's behaviour.
 
 The loop never tests a method's name: everything a method changes goes through these hooks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,7 +37,8 @@ from torch import nn
 @dataclass
 class StepContext:
     """What ``extra_terms`` sees of one training step of a mixed batch (N source + N target images)."""
-    out_s: dict                     # model outputs of the source images ("fmap", "f", "bn", "logits")
+    out_s: Optional[dict]           # model outputs of the source images ("fmap", "f", "bn", "logits");
+                                    # None for target-only methods (source_batches=False)
     out_t: dict                     # model outputs of the target images
     y_s: torch.Tensor               # source identities (N,)
     y_t: torch.Tensor               # target pseudo labels (N,)
@@ -37,6 +48,10 @@ class StepContext:
     step: int                       # global step (0-based) of this batch
     epoch: int
     target_head: str = "target"     # name of the per-epoch pseudo-label classifier head
+    x_t: Optional[torch.Tensor] = None        # the target images (for a teacher forward)
+    teacher: Optional[nn.Module] = None       # the Mean-Net (eval mode, no grad), None without one
+    teacher_modules: Optional[nn.ModuleDict] = None   # the Mean-Net average of ``modules``
+    y_levels: Optional[torch.Tensor] = None   # (L, N) labels of the target images at every level (row 0 = y_t)
 
     def generator(self) -> torch.Generator:
         """A CPU generator seeded from (seed, step): random choices that a resumed run repeats exactly."""
@@ -56,12 +71,43 @@ class EpochContext:
     progress: bool = True
 
 
+@dataclass
+class ClusterContext:
+    """What ``pseudo_labels`` sees at the start of an epoch."""
+    eval_net: nn.Module             # the Mean-Net (or the student without one): the clustering model
+    eval_modules: nn.ModuleDict     # the Mean-Net average of the method's modules
+    model: nn.Module                # the student
+    modules: nn.ModuleDict          # the method's modules (student side, trained)
+    items: Sequence[tuple]          # target train items (path, hidden pid, camid)
+    cfg: Any
+    device: torch.device
+    epoch: int
+    progress: bool = True
+
+
+@dataclass
+class LabelSets:
+    """The pseudo labels of one epoch: ``labels[0]`` drives the PK sampler, the target head (centroids of
+    ``features``) and the memory bank; every level is logged (quality, agreement with level 0) and reaches
+    the step as ``StepContext.y_levels``."""
+    labels: list                    # L arrays (N,) int64, -1 = outlier
+    features: torch.Tensor          # (N, C) L2-normalised features of level 0 in the classifier's space
+    names: list = field(default_factory=lambda: ["global"])
+
+
 @dataclass(frozen=True)
 class UDAMethod:
     name: str
     mean_net: bool = True
     memory_bank: bool = True
     description: str = ""
+    source_batches: bool = True     # False: target-only batches (LF² fine-tunes on the target only)
+    shared_terms: bool = True       # False: no SBase terms; extra_terms is the whole loss
+
+    def __post_init__(self):
+        if not self.source_batches and (self.shared_terms or self.memory_bank):
+            raise ValueError(f"UDA method '{self.name}': source_batches=False (target-only batches) needs "
+                             "shared_terms=False and memory_bank=False (both use source images)")
 
     def extra_modules(self, model: nn.Module, cfg: Any) -> nn.ModuleDict:
         """Modules trained with the backbone (optimised, checkpointed, moved to the device)."""
@@ -79,3 +125,19 @@ class UDAMethod:
         """``{name: net}`` evaluated on the target test split at the last epoch; ``net(x)["feat"]`` is the
         feature (logged as ``"target_<name>"``), e.g. DCDFA Table 2's "using b only"."""
         return {}
+
+    def pseudo_labels(self, ctx: ClusterContext) -> LabelSets:
+        """The epoch's label sets. Default: one level, the Mean-Net's BNNeck features clustered with the
+        ``uda`` settings (DBSCAN on the Jaccard distance, or k-means)."""
+        from ..cluster import pseudo_labels
+        from .features import extract_features
+        cfg, u = ctx.cfg, ctx.cfg.uda
+        feats = extract_features(ctx.eval_net, ctx.items, cfg.data, ctx.device, desc="target features",
+                                 progress=ctx.progress)
+        labels = pseudo_labels(feats, method=u.cluster, eps=u.eps, min_samples=u.min_samples, k1=u.k1, k2=u.k2,
+                               n_clusters=u.n_clusters, seed=cfg.seed)
+        return LabelSets([np.asarray(labels)], feats)
+
+    def test_net(self, eval_net: nn.Module, eval_modules: nn.ModuleDict, cfg: Any) -> tuple[nn.Module, str]:
+        """``(net, key)``: the target test split is evaluated on ``net(x)[key]``. Default: the BNNeck feature."""
+        return eval_net, "bn"

@@ -15,13 +15,22 @@ dcdfa_cid_rreid      yes        yes          Table 3 SBase + L_CID + L^b_RReID
 dcdfa_cid_domain     yes        yes          Table 3 SBase + L_CID + L_Domain
 dcdfa                yes        yes          Table 2/3 SBase + DCDFA (all three; also logs "b only")
 sbase_dann           yes        yes          sec. 4.2.2 SBase + adversarial domain classifier [10]
+lf2_base             yes        no           LF² Table II Baseline (only L^t_ReID), target-only batches
+lf2_nofm             yes        no           LF² Table II "w/o FM": part levels from the teacher's stripes
+lf2                  yes        no           LF² (Eq. 5-10): Fusion Module levels, experts, part losses
+lf2_dcdfa            yes        no           LF² + DCDFA's terms on the global feature (source batches
+                                             for the pairs only)
 ===================  =========  ===========  ====================================================
+
+The LF² rows train on target-only batches without SBase's shared terms (engine/method_lf2.py); the
+cluster-number rows of LF² Table II are ``lf2`` with ``--set lf2.n_clusters=500`` (700, 900).
 """
 from __future__ import annotations
 
 from .method_base import EpochContext, StepContext, UDAMethod
 from .method_dann import DANNMethod
 from .method_dcdfa import DCDFAMethod
+from .method_lf2 import LF2Method
 
 METHODS: dict[str, UDAMethod] = {
     m.name: m for m in (
@@ -39,6 +48,14 @@ METHODS: dict[str, UDAMethod] = {
                     description="SBase + L_CID + L_Domain (DCDFA Table 3, row 4)"),
         DCDFAMethod("dcdfa", description="SBase + DCDFA: L_CID + L_Domain + L^b_RReID (DCDFA Tables 2-3)"),
         DANNMethod("sbase_dann", description="SBase + gradient reversal + domain classifier on f (DANN)"),
+        LF2Method("lf2_base", fusion="none", description="LF² baseline: teacher-student, global k-means "
+                  "labels, L^t_ReID only (LF² Table II)"),
+        LF2Method("lf2_nofm", fusion="split", description="LF² without the Fusion Module: part levels "
+                  "clustered from the teacher's stripes (LF² Table II)"),
+        LF2Method("lf2", fusion="fm", description="LF²: Fusion Module, multi-level k-means, experts, "
+                  "Eq. 10 (LF² Tables I-II)"),
+        LF2Method("lf2_dcdfa", fusion="fm", dcdfa=True, source_batches=True,
+                  description="LF² + DCDFA's split, recomposition, L_CID, L_Domain, L^b_RReID on f^P0"),
     )
 }
 

@@ -4,12 +4,16 @@ Every epoch:
 
 1. extract target-train features with the Mean-Net (the student when the method has no Mean-Net);
 2. cluster them (k-reciprocal Jaccard + DBSCAN, or k-means) into pseudo labels; outliers (-1) are dropped;
-   the label quality against the hidden true ids is logged (NMI, ARI, purity, #clusters, outliers);
+   the label quality against the hidden true ids is logged (NMI, ARI, purity, #clusters, outliers).
+   Steps 1-2 are the method's ``pseudo_labels`` hook, which may return several label sets (LF²: one per
+   feature level); level 0 is trained on, every level's quality and its agreement with level 0 are logged;
 3. re-create the target classifier from the cluster centroids and refresh the memory bank's target slots;
-4. train on mixed batches of N source + N pseudo-labelled target images: CE-LS + triplet on both domains,
-   plus the memory-bank contrastive loss and any method-specific terms; update the Mean-Net (EMA) and the
-   memory bank after each step;
-5. write an atomic checkpoint, then evaluate the Mean-Net on the target query/gallery.
+4. train on mixed batches of N source + N pseudo-labelled target images (target-only batches for methods
+   with ``source_batches=False``): CE-LS + triplet on both domains, plus the memory-bank contrastive loss
+   (methods with ``shared_terms=False`` skip these) and any method-specific terms, which see the labels of
+   every level; update the Mean-Net (EMA) and the memory bank after each step;
+5. write an atomic checkpoint, then evaluate the Mean-Net on the target query/gallery (on the method's
+   ``test_net`` feature).
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..cluster import check_clusters, label_quality, pseudo_labels
+from ..cluster import check_clusters, label_quality
+from ..cluster.multilevel import level_report
 from ..config import Config
 from ..data import ReidDataset
 from ..data.check import require_role
@@ -34,7 +39,7 @@ from .common import RunningMean, build_optimizer, check_finite
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
 from .lock import release_on_error
-from .method_base import EpochContext
+from .method_base import ClusterContext, EpochContext
 from .methods import get_method
 from .rundir import RunDir
 from .uda_step import TARGET_HEAD, UDAParts, train_step
@@ -96,7 +101,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     def evaluate(epoch: int) -> dict:
         """The target test metrics of this epoch (and, at the last one, the method's extra evaluations)."""
         out = {}
-        nets = {"target": (eval_net, "bn")}
+        nets = {"target": method.test_net(eval_net, eval_extra, cfg)}
         if epoch == epochs - 1:
             nets.update({f"target_{name}": (net, "feat")
                          for name, net in method.extra_evaluations(eval_net, eval_extra).items()})
@@ -109,13 +114,14 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
 
     record: dict = run.complete_pending(evaluate) or {}
     for epoch in range(run.start_epoch, epochs):
-        # 1-2. pseudo labels from the Mean-Net's features
-        feats = extract_features(eval_net, target.train, cfg.data, device, desc="target features",
-                                 progress=progress)
-        labels = pseudo_labels(feats, method=cfg.uda.cluster, eps=cfg.uda.eps, min_samples=cfg.uda.min_samples,
-                               k1=cfg.uda.k1, k2=cfg.uda.k2, n_clusters=cfg.uda.n_clusters, seed=cfg.seed)
-        check_clusters(labels, min_clusters=2)
+        # 1-2. pseudo labels from the Mean-Net's features (one label set per level; level 0 is trained on)
+        sets = method.pseudo_labels(ClusterContext(eval_net, eval_extra, model, extra, target.train, cfg, device,
+                                                   epoch, progress))
+        for level in sets.labels:
+            check_clusters(level, min_clusters=2)
+        labels, feats = sets.labels[0], sets.features
         quality = label_quality(labels, true_ids)
+        parts.labels = torch.as_tensor(np.stack(sets.labels), device=device)
         n_clusters = int(labels.max()) + 1
         labels_t = torch.as_tensor(labels, device=device)
 
@@ -130,17 +136,21 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         # 4. mixed source + target batches
         target_items = [(path, int(y), cam) for (path, _, cam), y in zip(target.train, labels)]
         n_batches = num_batches_for(int(keep.sum()), cfg.data, cfg.uda.iters_per_epoch)
-        s_loader = train_loader(source.train, cfg.data, cfg.seed, cfg.data.random_erasing_p, n_batches)
         t_loader = train_loader(target_items, cfg.data, cfg.seed + 1, cfg.data.random_erasing_p, n_batches)
-        s_loader.sampler.set_epoch(epoch)
         t_loader.sampler.set_epoch(epoch)
+        if method.source_batches:
+            s_loader = train_loader(source.train, cfg.data, cfg.seed, cfg.data.random_erasing_p, n_batches)
+            s_loader.sampler.set_epoch(epoch)
+            batches = zip(s_loader, t_loader)
+        else:                                           # target-only batches (LF²)
+            batches = ((None, b_t) for b_t in t_loader)
         model.train()
         extra.train()
         meter = RunningMean()
-        bar = tqdm(zip(s_loader, t_loader), total=n_batches, desc=f"{method.name} {epoch + 1}/{epochs}",
+        bar = tqdm(batches, total=n_batches, desc=f"{method.name} {epoch + 1}/{epochs}",
                    leave=False, disable=not progress)
         for it, (b_s, b_t) in enumerate(bar):
-            x_s, y_s, _, _ = to_device(b_s, device)
+            x_s, y_s, _, _ = to_device(b_s, device) if b_s is not None else (None, None, None, None)
             x_t, y_t, _, idx_t = to_device(b_t, device)
             terms = train_step(parts, x_s, y_s, x_t, y_t, idx_t, step, epoch,
                                check=lambda t: check_finite(t, method.name, epoch, it, step, str(run.checkpoint)))
@@ -151,6 +161,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         # 5. checkpoint, then evaluate (a failing evaluation never costs the epoch just trained)
         record = {"stage": "uda", "method": method.name, "epoch": epoch, "step": step,
                   "lr": optimizer.param_groups[0]["lr"], **meter.means(), "cluster": quality}
+        if len(sets.labels) > 1:        # per-level quality + agreement of each level with level 0
+            record["levels"] = level_report(sets.labels, sets.names, true_ids)
         probe = method.epoch_diagnostics(EpochContext(eval_net, eval_extra, source, target, cfg, device, epoch,
                                                       progress))
         if probe:

@@ -1,4 +1,5 @@
-"""One training step of the UDA loop on a mixed batch (N source + N pseudo-labelled target images).
+"""One training step of the UDA loop on a mixed batch (N source + N pseudo-labelled target images), or on a
+target-only batch for methods with ``source_batches=False`` (``x_s``/``y_s`` None).
 
 Split from the loop so that ``benchmarks/bench_step.py`` times exactly the step the loop runs.
 """
@@ -29,6 +30,7 @@ class UDAParts:
     mean_net: Optional[MeanTeacher]
     mean_extra: Optional[MeanTeacher]
     cfg: Any
+    labels: Optional[torch.Tensor] = None   # (L, N_target) labels of every level, set by the loop each epoch
 
 
 def split_outputs(out: dict, n: int) -> tuple[dict, dict]:
@@ -38,22 +40,32 @@ def split_outputs(out: dict, n: int) -> tuple[dict, dict]:
     return part(out, slice(0, n)), part(out, slice(n, None))
 
 
-def compute_terms(p: UDAParts, x_s: torch.Tensor, y_s: torch.Tensor, x_t: torch.Tensor, y_t: torch.Tensor,
-                  step: int = 0, epoch: int = 0) -> tuple[dict[str, torch.Tensor], dict, dict]:
+def compute_terms(p: UDAParts, x_s: Optional[torch.Tensor], y_s: Optional[torch.Tensor], x_t: torch.Tensor,
+                  y_t: torch.Tensor, step: int = 0, epoch: int = 0, idx_t: Optional[torch.Tensor] = None
+                  ) -> tuple[dict[str, torch.Tensor], Optional[dict], dict]:
     """One forward of a mixed batch and every weighted loss term: ``(terms, out_s, out_t)``.
 
     The shared terms come first (L_BReID on both domains: CE-LS + triplet; the memory-bank loss when the
-    method has one), then the method's ``extra_terms``. Both domains go through one concatenated forward.
+    method has one; none when ``method.shared_terms`` is False), then the method's ``extra_terms``. Both
+    domains go through one concatenated forward; a target-only batch (``x_s`` None) through one forward too.
     """
     cfg = p.cfg
-    out_s, out_t = split_outputs(p.model(torch.cat([x_s, x_t])), len(x_s))
-    terms = supervised_terms(out_s, y_s, "source", cfg.loss, prefix="s_")
-    terms.update(supervised_terms(out_t, y_t, TARGET_HEAD, cfg.loss, prefix="t_"))
+    if x_s is None:
+        out_s, out_t = None, p.model(x_t)
+    else:
+        out_s, out_t = split_outputs(p.model(torch.cat([x_s, x_t])), len(x_s))
+    terms: dict[str, torch.Tensor] = {}
+    if p.method.shared_terms:
+        terms.update(supervised_terms(out_s, y_s, "source", cfg.loss, prefix="s_"))
+        terms.update(supervised_terms(out_t, y_t, TARGET_HEAD, cfg.loss, prefix="t_"))
     if p.memory is not None:
         terms["s_mem"] = cfg.loss.w_memory * p.memory.loss(out_s["bn"], y_s, "source")
         terms["t_mem"] = cfg.loss.w_memory * p.memory.loss(out_t["bn"], y_t, "target")
-    terms.update(p.method.extra_terms(StepContext(out_s, out_t, y_s, y_t, p.extra, p.model, cfg, step, epoch,
-                                                  TARGET_HEAD)))
+    y_levels = p.labels[:, idx_t] if p.labels is not None and idx_t is not None else None
+    terms.update(p.method.extra_terms(StepContext(
+        out_s, out_t, y_s, y_t, p.extra, p.model, cfg, step, epoch, TARGET_HEAD, x_t=x_t,
+        teacher=p.mean_net.module if p.mean_net is not None else None,
+        teacher_modules=p.mean_extra.module if p.mean_extra is not None else None, y_levels=y_levels)))
     return terms, out_s, out_t
 
 
@@ -62,7 +74,7 @@ def train_step(p: UDAParts, x_s: torch.Tensor, y_s: torch.Tensor, x_t: torch.Ten
                check: Optional[Callable[[dict], None]] = None) -> dict[str, torch.Tensor]:
     """Forward, loss terms, ``check(terms)`` (the NaN guard), backward, optimiser step, then the Mean-Net
     (EMA of the backbone and of the method's modules) and memory-bank updates. Returns the terms."""
-    terms, out_s, out_t = compute_terms(p, x_s, y_s, x_t, y_t, step, epoch)
+    terms, out_s, out_t = compute_terms(p, x_s, y_s, x_t, y_t, step, epoch, idx_t)
     if check is not None:
         check(terms)
     p.optimizer.zero_grad(set_to_none=True)
