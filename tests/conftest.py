@@ -32,3 +32,17 @@ def synthetic_pair(tmp_path_factory) -> dict:
 
     out = tmp_path_factory.mktemp("synthetic")
     return generate_synthetic_pair(out, seed=0, num_train_ids=24, num_test_ids=16, height=64, width=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(synthetic_pair, tmp_path_factory):
+    """``(source, target, checkpoint)``: the small pair loaded and a 1-epoch ``ci`` pretraining on A, shared by
+    the end-to-end tests of the UDA methods (``uda_helpers.tiny_cfg``)."""
+    from reid_uda_lib.data import load_dataset
+    from reid_uda_lib.engine import pretrain
+    from uda_helpers import tiny_cfg
+
+    src, tgt = load_dataset(synthetic_pair["A"]), load_dataset(synthetic_pair["B"])
+    out = tmp_path_factory.mktemp("tiny_pretrained")
+    pretrain(tiny_cfg("sbase"), src, tgt, out, progress=False)
+    return src, tgt, out / "checkpoint.pt"

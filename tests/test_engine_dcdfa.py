@@ -6,37 +6,21 @@ import json
 import pytest
 import torch
 
-from reid_uda_lib.config import get_preset
-from reid_uda_lib.data import load_dataset
-from reid_uda_lib.engine import NonFiniteLossError, adapt, load_checkpoint, pretrain
+from reid_uda_lib.engine import NonFiniteLossError, adapt, load_checkpoint
 from reid_uda_lib.engine import method_dcdfa
+
+from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
 
 pytestmark = pytest.mark.slow
 
 
-class Interrupt(Exception):
-    pass
-
-
 def _cfg(**over):
-    base = {"pretrain.epochs": 1, "pretrain.iters_per_epoch": 3, "uda.epochs": 2, "uda.iters_per_epoch": 3,
-            "data.batch_size": 16, "uda.k1": 8, "uda.k2": 3, "uda.eps": 0.7, "uda.min_samples": 3,
-            "dcdfa.probe_images": 24, "uda.method": "dcdfa"}
-    base.update(over)
-    return get_preset("ci", **base)
+    return tiny_cfg("dcdfa", **{"dcdfa.probe_images": 24, **over})
 
 
-@pytest.fixture(scope="module")
-def setup(synthetic_pair, tmp_path_factory):
-    src, tgt = load_dataset(synthetic_pair["A"]), load_dataset(synthetic_pair["B"])
-    out = tmp_path_factory.mktemp("pre_dcdfa")
-    pretrain(_cfg(), src, tgt, out, progress=False)
-    return src, tgt, out / "checkpoint.pt"
-
-
-def _stop_after_first_epoch(epoch, record):
-    if epoch == 0:
-        raise Interrupt
+@pytest.fixture
+def setup(tiny_pretrained):
+    return tiny_pretrained
 
 
 def test_dcdfa_run_logs_probes_b_only_and_resumes_exactly(setup, tmp_path):
@@ -44,7 +28,7 @@ def test_dcdfa_run_logs_probes_b_only_and_resumes_exactly(setup, tmp_path):
     cfg = _cfg()
     full = adapt(cfg, src, tgt, init, tmp_path / "full", progress=False)
     with pytest.raises(Interrupt):
-        adapt(cfg, src, tgt, init, tmp_path / "cut", progress=False, on_epoch_end=_stop_after_first_epoch)
+        adapt(cfg, src, tgt, init, tmp_path / "cut", progress=False, on_epoch_end=stop_after_first_epoch)
     resumed = adapt(cfg, src, tgt, init, tmp_path / "cut", resume=True, progress=False)
     assert resumed["target"] == full["target"] and resumed["extra_eval"] == full["extra_eval"]
     assert resumed["probe"] == full["probe"]

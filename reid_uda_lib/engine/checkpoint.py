@@ -29,19 +29,25 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
+    _atomic_replace(path, lambda fh: torch.save(payload, fh), binary=True)
+    return path
+
+
+def _atomic_replace(path: Path, write, binary: bool) -> None:
+    """``write(file)`` into a temp file next to ``path``, fsync, give it the normal file mode (mkstemp makes
+    0600), then rename it over ``path``; on any failure the temp file is removed and ``path`` is untouched."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, file_mode())             # mkstemp makes 0600; match the run's other files
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    return path
 
 
 def file_mode() -> int:
@@ -62,16 +68,7 @@ def atomic_write_text(path: str | Path, text: str) -> bool:
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    _atomic_replace(path, lambda fh: fh.write(text), binary=False)
     return True
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-import torch
 from tqdm.auto import tqdm
 
 from ..config import Config
