@@ -55,7 +55,7 @@ def build_parts(method_name: str, cfg, device, n_src_ids: int, n_target: int, n_
                            torch.randint(0, n_clusters, (n_target,)).to(device))
     optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), cfg.optim)
     mean_net = MeanTeacher(model, 0.999) if method.mean_net else None
-    mean_extra = MeanTeacher(extra, 0.999) if method.mean_net else None
+    mean_extra = MeanTeacher(extra, 0.999) if method.mean_net and len(extra.state_dict()) else None
     model.train()
     extra.train()
     parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg)

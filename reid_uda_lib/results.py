@@ -38,7 +38,7 @@ def collect_rows(run_dirs: Sequence[str | Path], methods: Optional[Iterable[str]
                                                       if p.parent.name not in ("pretrain", "oracle"))
         for name in names:
             s = _summary(d / name)
-            if s is None:
+            if s is None or not s.get("target"):
                 continue
             add(name, {**s["target"], "cluster": s.get("cluster"), "probe": s.get("probe")})
             for key, m in (s.get("extra_eval") or {}).items():
@@ -69,8 +69,14 @@ def probes_table(rows: dict[str, list[dict]]) -> str:
         if not probes:
             continue
         cells = []
+        untrained = _without_domain_loss(name)
         for k in keys:
-            v = 100 * np.asarray([p[k] for p in probes], dtype=float)
+            vals = [] if untrained and k in ("r_t_is_target", "r_s_is_source") else \
+                [p.get(k) for p in probes if p.get(k) is not None]
+            if not vals:                 # e.g. the swap test's domain columns without a trained classifier
+                cells.append("–")
+                continue
+            v = 100 * np.asarray(vals, dtype=float)
             cells.append(f"{v.mean():.0f} ± {v.std(ddof=1):.0f}" if len(v) > 1 else f"{v.mean():.0f}")
         lines.append(f"| {name} | {len(probes)} | " + " | ".join(cells) + " |\n")
     if not lines:
@@ -78,6 +84,13 @@ def probes_table(rows: dict[str, list[dict]]) -> str:
     head = ("| method | seeds | domain acc. f | domain acc. b | domain acc. e | r^t → target | r^s → source "
             "| identity follows b |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
     return head + "".join(lines)
+
+
+def _without_domain_loss(row: str) -> bool:
+    """True for the DCDFA rows whose domain classifier is never trained (no L_Domain): the swap test's
+    domain columns mean nothing there (runs made before the probes said so themselves still hold numbers)."""
+    from .engine.methods import METHODS
+    return getattr(METHODS.get(row), "use_domain", True) is False
 
 
 def _summary(stage_dir: Path) -> Optional[dict]:

@@ -243,3 +243,47 @@ def test_attention_stats_worked_values():
     st = attention_stats(_t([0.2, 0.8], [0.4, 0.6]), _t([0.5, 0.5]))
     assert np.allclose(st["per_channel_source"], [0.3, 0.7]) and np.allclose(st["per_channel_target"], [0.5, 0.5])
     assert st["mean_source"] == pytest.approx(0.5) and st["channel_gap"] == pytest.approx(0.2)
+
+
+def test_dcdfa_losses_train_the_backbone_and_dann_reverses_its_gradient():
+    for name, terms in (("dcdfa_cid", ("cid",)), ("dcdfa_cid_domain", ("domain",))):
+        ctx, _ = _ctx(get_method(name))
+        t = get_method(name).extra_terms(ctx)
+        sum(t[k] for k in terms).backward()
+        grads = [p.grad for p in ctx.model.backbone.parameters()]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+    # DANN: the gradient that reaches f is minus lambda times the classifier's
+    ctx, extra = _ctx(get_method("sbase_dann"), **{"dann.grl_lambda": 0.5})
+    extra.eval()                                      # no dropout: the two passes below must be the same
+    f = torch.cat([ctx.out_s["f"], ctx.out_t["f"]]).detach().requires_grad_(True)
+    n = len(ctx.out_s["f"])
+    ctx.out_s, ctx.out_t = {"f": f[:n]}, {"f": f[n:]}
+    get_method("sbase_dann").extra_terms(ctx)["adv"].backward()
+    g_reversed = f.grad.clone()
+    f2 = f.detach().clone().requires_grad_(True)
+    domain_ce(*extra["domain"](f2).split(n)).backward()
+    assert torch.allclose(g_reversed, -0.5 * f2.grad, atol=1e-6)
+
+
+def test_dcdfa_and_dann_settings_are_validated():
+    from reid_uda_lib.config_validate import ConfigError
+    for key, value in (("dcdfa.reduction", 0), ("dcdfa.tau_init", 0.0), ("dcdfa.w_domain", -1.0),
+                       ("dcdfa.dropout", 1.0), ("dann.grl_lambda", -1.0)):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            get_preset("ci", **{key: value})
+
+
+def test_probes_skip_the_domain_half_without_a_trained_classifier_and_without_test_images():
+
+    from reid_uda_lib.analysis import run_probes
+    from reid_uda_lib.data import ReidDataset
+
+    eye = torch.eye(4)
+    res = swap_test({"b": eye[:2], "e": eye[2:], "f": eye[:2] + eye[2:]},
+                    {"b": eye[2:], "e": eye[:2], "f": eye[2:] + eye[:2]}, torch.tensor([1, 2]),
+                    torch.tensor([1, 2]), None, torch.Generator())
+    assert res["r_t_is_target"] is None and res["r_s_is_source"] is None and 0 <= res["id_follows_b"] <= 1
+    empty = ReidDataset(name="x", root="x", train=[("a.jpg", 1, 0)], query=[], gallery=[])
+    with pytest.warns(UserWarning, match="probes skipped: .* the source has 0"):
+        assert run_probes(nn.Identity(), nn.Identity(), None, empty, empty, None, torch.device("cpu")) == {}
+

@@ -34,3 +34,13 @@ def test_mean_and_std_over_seeds_worked_values(tmp_path):
     assert "| dcdfa | 2 | 90 ± 0 | 65 ± 7 | 100 ± 0 |" in probes_table(rows)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         collect_rows([tmp_path / "missing"])
+
+
+def test_probe_table_blanks_the_domain_half_of_rows_without_l_domain(tmp_path):
+    probe = {"domain_acc_f": 0.9, "domain_acc_b": 0.6, "domain_acc_e": 1.0, "r_t_is_target": 0.5,
+             "r_s_is_source": 0.5, "id_follows_b": 0.25}
+    for name in ("dcdfa_cid", "dcdfa"):
+        _write(tmp_path / "s0" / name, {"target": _m(0.3), "probe": probe})
+    table = probes_table(collect_rows([tmp_path / "s0"]))
+    assert "| dcdfa_cid | 1 | 90 | 60 | 100 | – | – | 25 |" in table
+    assert "| dcdfa | 1 | 90 | 60 | 100 | 50 | 50 | 25 |" in table

@@ -13,6 +13,7 @@ loop logs once per epoch under ``"probe"``.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -83,15 +84,16 @@ def linear_probe_domain(x_source: np.ndarray | torch.Tensor, x_target: np.ndarra
 
 
 @torch.no_grad()
-def swap_test(src: dict, tgt: dict, pid_s: torch.Tensor, pid_t: torch.Tensor, domain_classifier: nn.Module,
-              generator: torch.Generator) -> dict[str, float]:
+def swap_test(src: dict, tgt: dict, pid_s: torch.Tensor, pid_t: torch.Tensor,
+              domain_classifier: nn.Module | None, generator: torch.Generator) -> dict[str, float | None]:
     """Recompose held-out source–target pairs and check what each half decides (DCDFA sec. 3.3's conditions).
 
     ``src`` / ``tgt``: ``{"f", "b", "e"}`` (N_s, C) / (N_t, C) from :func:`dcdfa_features`. Pairs source k with
     target ``perm[k]`` for k < min(N_s, N_t). Returns
 
     * ``r_t_is_target`` / ``r_s_is_source``: the share of r_i^t classified "target" / r_j^s classified
-      "source" by ``domain_classifier`` (column 1 = source): the domain follows e;
+      "source" by ``domain_classifier`` (column 1 = source): the domain follows e (None when no trained
+      classifier is given, e.g. the Table 3 rows without L_Domain, whose classifier never learns);
     * ``id_follows_b``: the share of r_i^t and r_j^s whose nearest (cosine) original feature among all
       f of both domains shows the person of their b (person i for r_i^t, person j for r_j^s).
     """
@@ -102,15 +104,17 @@ def swap_test(src: dict, tgt: dict, pid_s: torch.Tensor, pid_t: torch.Tensor, do
     b_i, e_i = src["b"][:n], src["e"][:n]
     b_j, e_j = tgt["b"][perm], tgt["e"][perm]
     r_t, r_s = b_i + e_j, b_j + e_i
-    was = domain_classifier.training
-    domain_classifier.eval()
-    try:
-        dev = next(domain_classifier.parameters()).device
-        p_src = lambda x: F.softmax(domain_classifier(x.to(dev)).float(), dim=1)[:, 1].cpu()  # noqa: E731
-        r_t_target = float((p_src(r_t) < 0.5).float().mean())
-        r_s_source = float((p_src(r_s) >= 0.5).float().mean())
-    finally:
-        domain_classifier.train(was)
+    r_t_target = r_s_source = None
+    if domain_classifier is not None:
+        was = domain_classifier.training
+        domain_classifier.eval()
+        try:
+            dev = next(domain_classifier.parameters()).device
+            p_src = lambda x: F.softmax(domain_classifier(x.to(dev)).float(), dim=1)[:, 1].cpu()  # noqa: E731
+            r_t_target = float((p_src(r_t) < 0.5).float().mean())
+            r_s_source = float((p_src(r_s) >= 0.5).float().mean())
+        finally:
+            domain_classifier.train(was)
     originals = F.normalize(torch.cat([src["f"], tgt["f"]]), dim=1)
     # identity key of every original: (domain, pid) as one integer
     big = int(max(pid_s.max(), pid_t.max())) + 1
@@ -133,9 +137,16 @@ def attention_stats(m_source: torch.Tensor, m_target: torch.Tensor) -> dict[str,
             "channel_gap": float((ms - mt).abs().mean())}
 
 
-def run_probes(net: nn.Module, attention: nn.Module, domain_classifier: nn.Module, source, target, cfg_data,
-               device: torch.device, n_images: int = 200, seed: int = 0, progress: bool = False) -> dict:
-    """All probes on ``n_images`` held-out test images per domain; a flat dict of floats for metrics.jsonl."""
+def run_probes(net: nn.Module, attention: nn.Module, domain_classifier: nn.Module | None, source, target,
+               cfg_data, device: torch.device, n_images: int = 200, seed: int = 0, progress: bool = False) -> dict:
+    """All probes on ``n_images`` held-out test images per domain, for metrics.jsonl: floats, and the mean
+    attention per channel of each domain as lists (``m_per_channel_source`` / ``_target``, for the plots)."""
+    held_out = {name: len(ds.query) + len(ds.gallery) for name, ds in (("source", source), ("target", target))}
+    if min(held_out.values()) < 4:      # a diagnostic must never stop a run: say why it is missing
+        warnings.warn(f"DCDFA probes skipped: they need at least 4 held-out test images (query + gallery) per "
+                      f"domain; the source has {held_out['source']}, the target {held_out['target']} "
+                      "(dcdfa.probe_images=0 turns them off)")
+        return {}
     items_s, items_t = probe_items(source, n_images), probe_items(target, n_images)
     src = dcdfa_features(net, attention, items_s, cfg_data, device, progress)
     tgt = dcdfa_features(net, attention, items_t, cfg_data, device, progress)
@@ -144,5 +155,5 @@ def run_probes(net: nn.Module, attention: nn.Module, domain_classifier: nn.Modul
     pid_t = torch.as_tensor([p for _, p, _ in items_t])
     out.update(swap_test(src, tgt, pid_s, pid_t, domain_classifier, torch.Generator().manual_seed(seed)))
     stats = attention_stats(src["m"], tgt["m"])
-    out.update({f"m_{k}": v for k, v in stats.items() if isinstance(v, float)})
+    out.update({f"m_{k}": (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in stats.items()})
     return out

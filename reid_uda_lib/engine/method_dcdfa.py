@@ -99,7 +99,9 @@ class DCDFAMethod(UDAMethod):
         if ctx.cfg.dcdfa.probe_images <= 0:
             return {}
         from ..analysis.disentanglement import run_probes
-        return run_probes(ctx.eval_net, ctx.eval_modules["attention"], ctx.eval_modules["domain"], ctx.source,
+        # the swap test's domain half needs a trained classifier: rows without L_Domain never train theirs
+        clf = ctx.eval_modules["domain"] if self.weights(ctx.cfg)["domain"] > 0 else None
+        return run_probes(ctx.eval_net, ctx.eval_modules["attention"], clf, ctx.source,
                           ctx.target, ctx.cfg.data, ctx.device, n_images=ctx.cfg.dcdfa.probe_images,
                           seed=ctx.cfg.seed, progress=ctx.progress)
 

@@ -171,6 +171,10 @@ def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str
             "it, or choose another output directory (nothing is overwritten)")
     state = load_checkpoint(checkpoint, kind=stage)
     check_model_config(state, cfg.to_dict()["model"], checkpoint)
+    if state.get("method") not in (None, cfg.uda.method):     # UDA checkpoints name their method
+        raise CheckpointError(f"{checkpoint} was written by method '{state['method']}', not '{cfg.uda.method}': "
+                              "their modules and losses differ, so it cannot be continued as another method (not "
+                              "even with --override-identity); use its own --method or another output folder")
     check_identity(state, identity, checkpoint, override_identity, defaults=type(cfg)().to_dict())
     return state
 

@@ -99,8 +99,11 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     epochs = cfg.uda.epochs
 
     def evaluate(epoch: int) -> dict:
-        """The target test metrics of this epoch (and, at the last one, the method's extra evaluations)."""
-        out = {}
+        """After the epoch's checkpoint: the method's probes, the target test metrics of this epoch (and, at
+        the last one, the method's extra evaluations). Nothing here draws from the global RNG."""
+        probe = method.epoch_diagnostics(EpochContext(eval_net, eval_extra, source, target, cfg, device, epoch,
+                                                      progress))
+        out = {"probe": probe} if probe else {}
         nets = {"target": method.test_net(eval_net, eval_extra, cfg)}
         if epoch == epochs - 1:
             nets.update({f"target_{name}": (net, "feat")
@@ -163,10 +166,6 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
                   "lr": optimizer.param_groups[0]["lr"], **meter.means(), "cluster": quality}
         if len(sets.labels) > 1:        # per-level quality + agreement of each level with level 0
             record["levels"] = level_report(sets.labels, sets.names, true_ids)
-        probe = method.epoch_diagnostics(EpochContext(eval_net, eval_extra, source, target, cfg, device, epoch,
-                                                      progress))
-        if probe:
-            record["probe"] = probe
         # The target head is rebuilt from fresh clusters at the next epoch: drop it (and its optimiser
         # state) so the checkpoint has the same structure as a freshly built model -> exact resume.
         _drop_target_head(model, mean_net, optimizer)

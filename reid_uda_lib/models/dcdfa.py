@@ -101,9 +101,11 @@ class DomainClassifier(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 8, dropout: float = 0.1):
         super().__init__()
+        if reduction < 1:
+            raise ValueError(f"DomainClassifier: dcdfa.reduction must be >= 1; got {reduction}")
         hidden1 = channels // reduction
         hidden2 = hidden1 // reduction
-        if reduction < 1 or hidden2 < 1:
+        if hidden2 < 1:
             raise ValueError(f"DomainClassifier: the width {channels} divided twice by r={reduction} leaves "
                              "no unit; lower dcdfa.reduction")
         if not 0.0 <= dropout < 1.0:
