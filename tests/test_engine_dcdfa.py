@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from reid_uda_lib.engine import NonFiniteLossError, adapt, load_checkpoint
+from reid_uda_lib.engine import CheckpointError, NonFiniteLossError, adapt, load_checkpoint
 from reid_uda_lib.engine import method_dcdfa
 
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
@@ -107,7 +107,12 @@ def test_resume_with_another_method_is_refused_before_any_write(setup, tmp_path)
     src, tgt, init = setup
     adapt(_cfg(**{"uda.method": "sbase", "uda.epochs": 1}), src, tgt, init, tmp_path, progress=False)
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.rglob("*") if p.is_file()}
-    with pytest.raises(RunIdentityError, match="uda.method: sbase in the checkpoint, dcdfa asked"):
-        adapt(_cfg(**{"uda.epochs": 1}), src, tgt, init, tmp_path, resume=True, progress=False)
+    for override in (False, True):      # modules and losses differ: not even --override-identity continues it
+        with pytest.raises(CheckpointError, match="written by method 'sbase', not 'dcdfa'"):
+            adapt(_cfg(**{"uda.epochs": 1}), src, tgt, init, tmp_path, resume=True, progress=False,
+                  override_identity=override)
+    with pytest.raises(RunIdentityError, match="seed: 0 in the checkpoint, 4 asked"):
+        adapt(_cfg(**{"uda.epochs": 1, "uda.method": "sbase", "seed": 4}), src, tgt, init, tmp_path,
+              resume=True, progress=False)
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before
