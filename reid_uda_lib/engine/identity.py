@@ -31,7 +31,7 @@ RESUMABLE_FIELDS: frozenset[str] = frozenset({
 #: ``train --method base`` and ``train --method sbase`` can share ``OUT/pretrain``. A section added later is
 #: part of every stage's identity until it is listed here.
 STAGE_IGNORES: dict[str, frozenset[str]] = {
-    "pretrain": frozenset({"uda", "dcdfa", "dann"}),   # sections only the UDA methods read
+    "pretrain": frozenset({"uda", "dcdfa", "dann", "lf2"}),   # sections only the UDA methods read
     "uda": frozenset(),
 }
 
