@@ -226,3 +226,14 @@ def test_7_logs_recover_and_files_keep_their_mode(domains, finished, tmp_path):
         generate_synthetic_pair(tmp_path / "syn", seed=1, **tiny)
     generate_synthetic_pair(tmp_path / "syn", seed=1, overwrite=True, **tiny)
     assert snapshot(pair["A"]) == first
+
+
+def test_identity_applies_todays_ignore_rules_to_an_older_checkpoint():
+    from reid_uda_lib.engine.identity import differences, identity_of_state, run_identity
+
+    cfg = get_preset("ci").to_dict()
+    asked = run_identity(cfg, "pretrain", None)
+    older = {"identity": {**asked, "config": {**asked["config"], "lf2.alpha": 1.0, "uda.epochs": 9}}}
+    assert differences(identity_of_state(older, "pretrain"), asked) == []
+    changed = {"identity": {**asked, "config": {**asked["config"], "seed": 5}}}
+    assert differences(identity_of_state(changed, "pretrain"), asked) == ["seed: 5 in the checkpoint, 0 asked"]

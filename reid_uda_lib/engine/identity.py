@@ -126,7 +126,11 @@ def identity_of_state(state: Mapping[str, Any], stage: str) -> dict[str, Any]:
     """The identity stored in a checkpoint, or one rebuilt from its config (checkpoints written before
     identities were recorded; their data cannot be compared)."""
     if isinstance(state.get("identity"), Mapping):
-        return dict(state["identity"])
+        ident = dict(state["identity"])
+        # today's rules decide what counts: a field made resumable or a section ignored for this stage since
+        # the checkpoint was written no longer makes it differ
+        ident["config"] = {k: v for k, v in ident.get("config", {}).items() if not _ignored(k, stage)}
+        return ident
     return {"stage": state.get("kind", stage), "config": config_identity(state.get("config", {}), stage),
             "data": None}
 
