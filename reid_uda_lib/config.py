@@ -93,6 +93,8 @@ class UDAConfig:
     k2: int = 6
     n_clusters: int = 500           # k-means only
     eval_every: int = 1
+    target_bn: bool = False         # re-estimate the evaluated net's BatchNorm statistics on the target train
+                                    # images before clustering and evaluation (AdaBN; engine/bn_stats.py)
 
 
 @dataclass

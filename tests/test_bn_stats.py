@@ -1,0 +1,69 @@
+"""Target BatchNorm statistics (AdaBN, engine/bn_stats.py): worked values and the loop's use of them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from reid_uda_lib.config import DataConfig
+from reid_uda_lib.engine import adapt, load_checkpoint
+from reid_uda_lib.engine.bn_stats import refresh_bn_stats
+from reid_uda_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
+
+COLOURS = [(255, 0, 0), (0, 128, 255), (60, 60, 60)]
+
+
+def _items(tmp_path):
+    items = []
+    for i, c in enumerate(COLOURS):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (8, 16), c).save(path)
+        items.append((str(path), i, 0))
+    return items
+
+
+def test_refresh_sets_the_exact_target_mean_and_variance(tmp_path):
+    """Three flat images (red, azure, grey): the per-channel mean/variance over all their normalised pixels."""
+    net = nn.Sequential(nn.BatchNorm2d(3), nn.Dropout(0.5))
+    net[0].running_mean.fill_(5.0)          # stale "source" statistics
+    net.train()
+    cfg = DataConfig(height=16, width=8, test_batch_size=8)     # one batch: the cumulative average is exact
+    assert refresh_bn_stats(net, _items(tmp_path), cfg, torch.device("cpu"), progress=False) == 1
+    x = (np.asarray(COLOURS, dtype=np.float64) / 255.0 - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)    # (3 images, 3 ch)
+    n = 16 * 8                                          # every image contributes n equal pixels
+    mean = x.mean(axis=0)
+    var_unbiased = ((x - mean) ** 2).sum(axis=0) * n / (3 * n - 1)
+    assert np.allclose(net[0].running_mean.numpy(), mean, atol=1e-3)
+    assert np.allclose(net[0].running_var.numpy(), var_unbiased, atol=1e-3)
+    # the net's mode and the layer's momentum are restored; nothing drew from the global RNG
+    assert net.training and net[0].momentum == 0.1
+
+
+def test_refresh_keeps_the_global_rng_and_needs_images(tmp_path):
+    net = nn.BatchNorm2d(3)
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    refresh_bn_stats(net, _items(tmp_path), DataConfig(height=16, width=8), torch.device("cpu"), progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    with pytest.raises(ValueError, match="no target images"):
+        refresh_bn_stats(net, [], DataConfig(), torch.device("cpu"), progress=False)
+    assert refresh_bn_stats(nn.Linear(2, 2), [], DataConfig(), torch.device("cpu")) == 0    # nothing to do
+
+
+@pytest.mark.slow
+def test_uda_with_target_bn_resumes_exactly_and_changes_the_labels(tiny_pretrained, tmp_path):
+    src, tgt, init = tiny_pretrained
+    cfg = tiny_cfg("sbase", **{"uda.target_bn": True})
+    full = adapt(cfg, src, tgt, init, tmp_path / "full", progress=False)
+    with pytest.raises(Interrupt):
+        adapt(cfg, src, tgt, init, tmp_path / "cut", progress=False, on_epoch_end=stop_after_first_epoch)
+    resumed = adapt(cfg, src, tgt, init, tmp_path / "cut", resume="auto", progress=False)
+    assert resumed["target"] == full["target"] and resumed["cluster"] == full["cluster"]
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in ("cut", "full"))
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+    # the same run without target statistics clusters other features: the switch reaches the clustering
+    plain = adapt(tiny_cfg("sbase"), src, tgt, init, tmp_path / "plain", progress=False)
+    assert plain["target"] != full["target"]
