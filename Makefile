@@ -1,15 +1,23 @@
 # The two commands of the README:
-#   make demo   set up .venv (if missing), install, run the whole pipeline on the synthetic data (cpu preset)
+#   make demo   set up .venv (if missing), install, run the headline rows on the synthetic data (cpu preset):
+#               direct transfer, SBase, SBase+DCDFA, LF², the oracle; one seed; prints the table
 #   make test   set up .venv (if missing), install, run the unit tests and the notebooks (ci preset)
+# and:
+#   make ladder every ablation row over SEEDS (one single-threaded process per seed, JOBS at once) ->
+#               runs/ladder-$(PRESET)/results.md and results.csv (ROWS=oracle,direct,sbase,... for a subset)
+#   make bench  every benchmark script at small sizes (minutes on a CPU)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRESET ?= cpu
 SEEDS  ?= 0 1 2
-DCDFA_ROWS := sbase,dcdfa,dcdfa_cid,dcdfa_cid_rreid,dcdfa_cid_domain,sbase_dann
-LF2_ROWS   := lf2_base,lf2_nofm,lf2,lf2_dcdfa
+JOBS   ?= $(words $(SEEDS))
+ROWS   ?=
+empty  :=
+space  := $(empty) $(empty)
+comma  := ,
 
-.PHONY: setup demo test bench results-dcdfa results-lf2 clean-runs
+.PHONY: setup demo test bench ladder clean-runs
 
 setup: $(VENV)/.installed
 
@@ -25,24 +33,24 @@ demo: setup
 test: setup
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
+# Small sizes: every script finishes in a few minutes on a 2-core CPU (the README's figures use the
+# full sizes: see benchmarks/README.md). BENCH_DEVICE=cuda runs the torch side on a GPU.
+BENCH_DEVICE ?= cpu
 bench: setup
-	$(PY) benchmarks/bench_evaluation.py
-	$(PY) benchmarks/bench_jaccard.py
-	$(PY) benchmarks/bench_step.py
+	$(PY) benchmarks/bench_evaluation.py --device $(BENCH_DEVICE)
+	$(PY) benchmarks/bench_jaccard.py --quick --repeats 1 --device $(BENCH_DEVICE)
+	$(PY) benchmarks/bench_kmeans.py --n 3000 --k 150 --ids 175 --device $(BENCH_DEVICE)
+	$(PY) benchmarks/bench_step.py --methods sbase,dcdfa,lf2 --arch resnet18 --height 128 --width 64 --batch 32 \
+	  --rounds 3 --device $(BENCH_DEVICE)
+	$(PY) benchmarks/bench_throughput.py --steps 3 --loader-batches 10 --device $(BENCH_DEVICE)
 
-# Rows over seeds on the synthetic pair: one single-threaded process per seed, all seeds at once (on a 2-core
-# machine this beats one 2-thread process after another), then mean ± std over the seeds. Every row of a seed
-# shares that seed's pretrained model in runs/seed<S>/pretrain.
-results-dcdfa: ROWS = $(DCDFA_ROWS)
-results-lf2: ROWS = $(LF2_ROWS)
-results-dcdfa results-lf2: setup
-	$(PY) -m reid_uda_lib synthetic --out data/synthetic
-	@mkdir -p runs; pids=""; for s in $(SEEDS); do \
-	  echo "seed $$s: log in runs/seed$$s.$@.log"; \
-	  OMP_NUM_THREADS=1 $(PY) -m reid_uda_lib demo --preset $(PRESET) --data data/synthetic --no-oracle --quiet \
-	    --set seed=$$s --methods $(ROWS) --out runs/seed$$s > runs/seed$$s.$@.log 2>&1 & pids="$$pids $$!"; \
-	done; for p in $$pids; do wait $$p || exit 1; done
-	$(PY) -m reid_uda_lib table $(foreach s,$(SEEDS),runs/seed$(s)) --methods $(ROWS)
+# Every row over the seeds on the synthetic pair: one single-threaded process per seed, JOBS at once (on a
+# 2-core machine this beats one 2-thread process after another); each seed's rows share its pretrained model
+# in runs/ladder-$(PRESET)/seed<S>/pretrain. Run it again after a stop: finished stages are reused.
+ladder: setup
+	$(PY) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic --quiet \
+	  --seeds $(subst $(space),$(comma),$(strip $(SEEDS))) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS)) \
+	  --out runs/ladder-$(PRESET)
 
 clean-runs:
 	rm -rf runs/

@@ -125,17 +125,25 @@ def _peak_bytes(method: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024       # Linux: kB
 
 
-def worker(n: int, sparse: bool, k1: int, k2: int, seed: int) -> dict:
-    """One measured case (run in a fresh subprocess)."""
+def worker(n: int, sparse: bool, k1: int, k2: int, seed: int, device: str = "cpu") -> dict:
+    """One measured case (run in a fresh subprocess). On a GPU the features are a tensor on it (the distance
+    stays there when dense) and the peak is the host memory's, as on the CPU."""
     from reid_uda_lib.cluster import jaccard_distance
+    from reid_uda_lib.utils import resolve_device
 
+    dev = resolve_device(device)
     x, _ = make_features(n, ids=max(2, round(751 * n / 12936)), seed=seed)
-    jaccard_distance(x[:256].numpy(), k1=k1, k2=k2, sparse=sparse)       # warm-up
+    if dev.type != "cpu":
+        x = x.to(dev)
+    as_input = (lambda t: t.numpy()) if dev.type == "cpu" else (lambda t: t)
+    jaccard_distance(as_input(x[:256]), k1=k1, k2=k2, sparse=sparse)       # warm-up
     method = _reset_peak()
     base_peak = _peak_bytes(method)
     base = _status_bytes("VmRSS") if method == "VmHWM" else base_peak
     t0, c0 = time.perf_counter(), time.process_time()
-    d = jaccard_distance(x.numpy(), k1=k1, k2=k2, sparse=sparse)
+    d = jaccard_distance(as_input(x), k1=k1, k2=k2, sparse=sparse)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _peak_bytes(method) - base
     if sparse:
@@ -143,15 +151,15 @@ def worker(n: int, sparse: bool, k1: int, k2: int, seed: int) -> dict:
         out_bytes = d.data.nbytes + d.indices.nbytes + d.indptr.nbytes
     else:
         nnz = int((d < 1).sum())
-        out_bytes = d.nbytes
+        out_bytes = d.nbytes if isinstance(d, np.ndarray) else d.numel() * d.element_size()
     return {"n": n, "sparse": sparse, "wall_s": wall, "cpu_s": cpu, "peak_bytes": peak, "peak_method": method,
             "baseline_peak_bytes": base_peak, "baseline_rss_bytes": base, "pairs_below_1_per_row": nnz / n,
             "output_bytes": out_bytes, "threads": torch.get_num_threads()}
 
 
-def run_case(n: int, sparse: bool, k1: int, k2: int, seed: int) -> dict:
+def run_case(n: int, sparse: bool, k1: int, k2: int, seed: int, device: str = "cpu") -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--n", str(n), "--k1", str(k1),
-           "--k2", str(k2), "--seed", str(seed)] + (["--sparse"] if sparse else [])
+           "--k2", str(k2), "--seed", str(seed), "--device", device] + (["--sparse"] if sparse else [])
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise RuntimeError(f"worker failed ({' '.join(cmd)}):\n{res.stderr}")
@@ -188,10 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--k2", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=3, help="fresh-process repeats of the measured case")
+    p.add_argument("--device", default="cpu", help="device of the measured case's features (cuda: on the GPU; "
+                                                   "the reference comparison stays on the CPU)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.n, args.sparse, args.k1, args.k2, args.seed)))
+        print(json.dumps(worker(args.n, args.sparse, args.k1, args.k2, args.seed, args.device)))
         return
     if args.quick:
         args.n, args.ref_n = min(args.n, 3000), min(args.ref_n, 800)
@@ -199,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
           f"load average {os.getloadavg()[0]:.2f}")
     if args.ref_n:
         compare_reference(args.ref_n, args.k1, args.k2, args.seed)
-    runs = [run_case(args.n, args.sparse, args.k1, args.k2, args.seed) for _ in range(max(1, args.repeats))]
+    runs = [run_case(args.n, args.sparse, args.k1, args.k2, args.seed, args.device)
+            for _ in range(max(1, args.repeats))]
     walls = sorted(r["wall_s"] for r in runs)
     cpus = sorted(r["cpu_s"] for r in runs)
     r = max(runs, key=lambda run: run["peak_bytes"])                 # report the worst peak

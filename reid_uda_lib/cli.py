@@ -1,4 +1,4 @@
-"""Command line: ``python -m reid_uda_lib {demo,pretrain,train,evaluate,synthetic,summary,table,check}``.
+"""Command line: ``python -m reid_uda_lib {demo,ladder,pretrain,train,evaluate,synthetic,summary,table,check}``.
 
 Configuration is data: pick a preset and change any field with ``--set section.field=value`` (the same
 dotted names papermill parameters and Python use), e.g. ``--set uda.epochs=3 --set model.arch=resnet50``.
@@ -68,12 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--debug", action="store_true", help="show the traceback of an error (any position)")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="synthetic data → pretrain on A → adapt to B → results table")
+    p = sub.add_parser("demo", help="synthetic data → pretrain on A → adapt to B → results table "
+                                    "(the ladder's headline rows for one seed)")
     _common(p)
     p.add_argument("--data", default="data/synthetic", help="where the synthetic pair is generated/reused")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--methods", default="sbase", help=f"comma-separated, from: {', '.join(_method_names())}")
+    p.add_argument("--methods", default="sbase,dcdfa,lf2",
+                   help=f"comma-separated, from: {', '.join(_method_names())}")
     p.add_argument("--no-oracle", action="store_true", help="skip the supervised-on-target reference row")
+
+    p = sub.add_parser("ladder", help="every ablation row for several seeds → results.md / results.csv")
+    _common(p)
+    p.add_argument("--source", default=None, help="source dataset folder or name (default: synthetic A)")
+    p.add_argument("--target", default=None, help="target dataset folder or name (default: synthetic B)")
+    p.add_argument("--data-root", default=None, help="root folder for dataset names (market1501, ...)")
+    p.add_argument("--synthetic", default="data/synthetic", metavar="DIR",
+                   help="without --source/--target: generate (or reuse) the default synthetic pair here")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--rows", default=None, help="comma-separated rows (default: all but lf2_base), from: "
+                                                "oracle, direct, " + ", ".join(_method_names()))
+    p.add_argument("--jobs", type=int, default=1,
+                   help="seeds run at once, each a process with one thread (OMP_NUM_THREADS=1)")
+    p.add_argument("--out", required=True, help="ladder folder: seed<S>/<row>/, results.md, results.csv")
+    p.add_argument("--no-report", action="store_true", help="train only; write no results.md/csv")
 
     for name, hlp in (("pretrain", "supervised pretraining on the source domain"),
                       ("train", "UDA fine-tuning on the target domain (pretrains first unless --init)")):
@@ -119,6 +136,41 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _command(argv: list[str]) -> str:
+    import shlex
+    return "python -m reid_uda_lib " + shlex.join(argv)
+
+
+def _ladder(args, argv: list[str]) -> int:
+    """The ``ladder`` subcommand: the rows × seeds, then the table (also in OUT/results.md)."""
+    from .ladder import LadderError, parse_rows, parse_seeds, run_ladder
+    cfg = _cfg(args)                                  # config, rows and seeds checked before any data work
+    rows, seeds = parse_rows(args.rows), parse_seeds(args.seeds)
+    for r in rows:
+        if r not in ("oracle", "direct"):
+            cfg.override(**{"uda.method": r})
+    if (args.source is None) != (args.target is None):
+        raise ValueError("give both --source and --target, or neither (then the default synthetic pair is used)")
+    if args.source is None:
+        from .data.synthetic import generate_synthetic_pair
+        domains = generate_synthetic_pair(args.synthetic, seed=0, progress=not args.quiet)
+        source, target = domains["A"], domains["B"]
+    else:
+        # a name (market1501, ...) is looked up under --data-root once; the seeds then read its folder
+        source = _dataset(args.source, args.data_root).root
+        target = _dataset(args.target, args.data_root).root
+    try:
+        res = run_ladder(cfg, source, target, args.out, seeds=seeds, rows=rows, jobs=args.jobs,
+                         progress=not args.quiet, verify=args.verify, override_identity=args.override_identity,
+                         command=_command(argv), report=not args.no_report)
+    except LadderError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if res:
+        print(f"\n{res['markdown']}\nAlso in {Path(args.out) / 'results.md'} and results.csv")
+    return 0
+
+
 def _library_errors() -> tuple[type[BaseException], ...]:
     """The errors the library raises for bad input or state; anything else is a bug and keeps its traceback."""
     from .engine.lock import RunLockedError
@@ -155,10 +207,12 @@ def _main(argv: list[str]) -> int:
             cfg.override(**{"uda.method": m})
         res = run_demo(args.preset, args.data, args.out, methods=methods, oracle=not args.no_oracle,
                        overrides=_cfg_overrides(args), progress=not args.quiet, verify=args.verify,
-                       override_identity=args.override_identity)
+                       override_identity=args.override_identity, command=_command(argv))
         print(f"\nResults ({args.preset} preset, synthetic A → B), also in {Path(args.out) / 'results.md'}:\n")
         print(res["table"])
         return 0
+    if cmd == "ladder":
+        return _ladder(args, argv)
     if cmd in ("pretrain", "train"):
         from .engine import adapt, pretrain
         from .engine.rundir import preflight

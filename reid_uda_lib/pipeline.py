@@ -1,7 +1,9 @@
 """The whole pipeline in one call (the README's demo):
 
 generate synthetic data → pretrain on domain A → adapt to domain B with each method → evaluate →
-results table. An "oracle" row (supervised training on B's labels) bounds what adaptation can reach.
+results table. An "oracle" row (supervised training on B's labels, from the same pretrained model, as many
+steps as a UDA row) bounds what adaptation can reach. The demo is the ablation ladder's headline subset
+(:mod:`reid_uda_lib.ladder`) for one seed.
 
 Every stage writes its own run directory under ``out_dir`` and is resumed when run again, so a demo
 that was interrupted continues where it stopped.
@@ -9,16 +11,12 @@ that was interrupted continues where it stopped.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Iterable, Optional
 
 from .config import Config, get_preset
 from .data import load_dataset
-from .engine import adapt, pretrain
 from .engine.checkpoint import atomic_write_text
-from .engine.rundir import preflight
-from .memory_guard import check_run_memory
 
 COLUMNS = ("mAP", "rank1", "rank5", "rank10")
 
@@ -36,49 +34,38 @@ def run_pipeline(cfg: Config, source_dir: str | Path, target_dir: str | Path, ou
                  verify: str = "none", override_identity: bool = False) -> dict:
     """Pretrain on ``source_dir``, adapt to ``target_dir`` with each method, return and write the table.
 
-    Writes ``<out_dir>/results.md`` and ``results.json``. Every stage folder is checked before the first
-    stage starts (reuse, run identity, lock, memory); ``verify`` is passed to
-    :func:`~reid_uda_lib.data.load_dataset`.
+    One seed (``cfg.seed``) in ``out_dir`` itself (``out_dir/pretrain``, ``out_dir/<method>``,
+    ``out_dir/oracle``): :func:`reid_uda_lib.ladder.run_seed`, so the oracle starts from the pretrained
+    model and trains as many steps as a UDA row (engine/oracle.py). Writes ``<out_dir>/results.md`` and
+    ``results.json``. Every stage folder is checked before the first stage starts (reuse, run identity, lock,
+    memory); ``verify`` is passed to :func:`~reid_uda_lib.data.load_dataset`.
     """
+    from .engine.oracle import oracle_steps
+    from .ladder import parse_rows, run_seed
+    from .ladder.rows import oracle_label
+
     out = Path(out_dir)
     methods = list(methods)
+    rows_asked = parse_rows(["direct", *methods] + (["oracle"] if oracle else []))
     source, target = load_dataset(source_dir, verify=verify), load_dataset(target_dir, verify=verify)
-    stages = [(out / "pretrain", "pretrain", cfg, {"source": source, "target": target})]
-    stages += [(out / m, "uda", cfg.override(**{"uda.method": m}), {"source": source, "target": target})
-               for m in methods]
-    if oracle:
-        stages.append((out / "oracle", "pretrain", cfg, {"source": target, "target": target}))
-    for folder, stage, stage_cfg, datasets in stages:
-        preflight(folder, stage, stage_cfg, "auto", datasets, override_identity)
-    check_run_memory(cfg, target)
     if progress:
         print(source.summary())
         print(target.summary())
-    t0 = time.time()
-    rows, timings = [], {}
-
-    pre = pretrain(cfg, source, target, out / "pretrain", resume="auto", progress=progress,
-                   override_identity=override_identity)
-    timings["pretrain"] = time.time() - t0
-    rows.append({"row": "direct transfer (source only)", **_metrics(pre["target"])})
+    res = run_seed(cfg, source, target, out, rows_asked, progress=progress, override_identity=override_identity)
+    pre = res["direct"]
+    rows = [{"row": "direct transfer (source only)", **_metrics(pre["target"])}]
     for name in methods:
-        t = time.time()
-        res = adapt(cfg.override(**{"uda.method": name}), source, target, pre["checkpoint"], out / name,
-                    resume="auto", progress=progress, override_identity=override_identity)
-        timings[name] = time.time() - t
-        rows.append({"row": name, **_metrics(res["target"]), "cluster": res["cluster"]})
-        for key, m in (res.get("extra_eval") or {}).items():      # e.g. DCDFA Table 2's "using b only"
+        r = res[name]
+        rows.append({"row": name, **_metrics(r["target"]), "cluster": r["cluster"]})
+        for key, m in (r.get("extra_eval") or {}).items():      # e.g. DCDFA Table 2's "using b only"
             rows.append({"row": f"{name} ({key} only)", **_metrics(m)})
     if oracle:
-        t = time.time()
-        orc = pretrain(cfg, target, target, out / "oracle", resume="auto", progress=progress,
-                       override_identity=override_identity)
-        timings["oracle"] = time.time() - t
-        rows.append({"row": "oracle (supervised on target)", **_metrics(orc["target"])})
-
+        rows.append({"row": oracle_label(oracle_steps(cfg, len(target.train))), **_metrics(res["oracle"]["target"])})
+    timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").is_file() else {}
     table = results_table(rows)
     summary = {"source": str(source_dir), "target": str(target_dir), "preset": cfg.preset, "rows": rows,
-               "source_in_domain": pre.get("source"), "seconds": timings}
+               "source_in_domain": pre.get("source"),
+               "seconds": {k: v.get("seconds") for k, v in timings.items()}}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.md", table)
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2))
@@ -86,16 +73,25 @@ def run_pipeline(cfg: Config, source_dir: str | Path, target_dir: str | Path, ou
     return summary
 
 
+#: The methods of ``make demo`` (with direct transfer and the oracle): the ladder's headline rows.
+DEMO_METHODS = ("sbase", "dcdfa", "lf2")
+
+
 def run_demo(preset: str = "cpu", data_dir: str | Path = "data/synthetic", out_dir: str | Path = "runs/demo",
-             methods: Iterable[str] = ("sbase",), oracle: bool = True, overrides: Optional[dict] = None,
-             progress: bool = True, verify: str = "none", override_identity: bool = False) -> dict:
-    """Generate (or reuse) the synthetic A/B pair, then :func:`run_pipeline` A → B."""
+             methods: Iterable[str] = DEMO_METHODS, oracle: bool = True, overrides: Optional[dict] = None,
+             progress: bool = True, verify: str = "none", override_identity: bool = False,
+             command: Optional[str] = None) -> dict:
+    """Generate (or reuse) the synthetic A/B pair, then the ladder's rows (direct transfer, ``methods``,
+    the oracle) for one seed (``seed``, default 0) in ``<out_dir>/seed<S>``; ``<out_dir>/results.md``
+    and ``results.csv`` hold the table (:func:`reid_uda_lib.ladder.run_ladder`)."""
     from .data.synthetic import generate_synthetic_pair
+    from .ladder import run_ladder
 
     cfg = get_preset(preset, **(overrides or {}))
+    rows = ["direct", *methods] + (["oracle"] if oracle else [])
     domains = generate_synthetic_pair(data_dir, seed=0, progress=progress)
-    return run_pipeline(cfg, domains["A"], domains["B"], out_dir, methods=methods, oracle=oracle,
-                        progress=progress, verify=verify, override_identity=override_identity)
+    return run_ladder(cfg, domains["A"], domains["B"], out_dir, seeds=(cfg.seed,), rows=rows, progress=progress,
+                      verify=verify, override_identity=override_identity, command=command)
 
 
 def _metrics(m: Optional[dict]) -> dict:

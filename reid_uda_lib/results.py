@@ -48,14 +48,22 @@ def collect_rows(run_dirs: Sequence[str | Path], methods: Optional[Iterable[str]
     return rows
 
 
+def mean_std(values: Sequence[float], digits: int = 1, std: bool = True) -> str:
+    """``"35.0 ± 7.1"``: mean ± sample std (ddof = 1) of ``values``; the mean alone for one value or
+    ``std=False``."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise ValueError("mean_std needs at least one value")
+    if std and v.size > 1:
+        return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+    return f"{v.mean():.{digits}f}"
+
+
 def seeds_table(rows: dict[str, list[dict]]) -> str:
     """Markdown table: mean ± std (sample std, ddof=1) in % over the seeds, and the number of seeds."""
     out = "| method | seeds | target mAP | R1 | R5 | R10 |\n|---|---:|---:|---:|---:|---:|\n"
     for name, runs in rows.items():
-        cells = []
-        for c in COLUMNS:
-            v = 100 * np.asarray([r[c] for r in runs], dtype=float)
-            cells.append(f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}")
+        cells = [mean_std([100 * r[c] for r in runs]) for c in COLUMNS]
         out += f"| {name} | {len(runs)} | " + " | ".join(cells) + " |\n"
     return out
 

@@ -77,15 +77,43 @@ def dataset_identity(ds) -> dict[str, Any]:
     return out
 
 
+#: Stands for an init checkpoint that does not exist yet (a pipeline checks every stage folder before its
+#: first stage has written the checkpoint a later stage starts from): the init is then not compared.
+INIT_PENDING = "<not written yet>"
+
+
+def checkpoint_fingerprint(path) -> dict[str, Any]:
+    """What identifies a checkpoint another stage starts from (the oracle's ``init``): its stage, epoch,
+    step, a sha256 of its own run identity and a sha256 of its model weights -- not its path, so a moved
+    run folder still matches, while a retrained one does not."""
+    import json
+
+    import torch
+
+    from .checkpoint import load_checkpoint
+    state = load_checkpoint(path)
+    h = hashlib.sha256()
+    for key, value in sorted(state["model"].items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    ident = json.dumps(state.get("identity"), sort_keys=True, default=str).encode()
+    return {"stage": state.get("kind"), "epoch": int(state.get("epoch", -1)), "step": int(state.get("step", -1)),
+            "identity_sha256": hashlib.sha256(ident).hexdigest()[:16], "weights_sha256": h.hexdigest()[:16]}
+
+
 def run_identity(cfg_dict: Mapping[str, Any], stage: str,
-                 datasets: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-    """The identity stored in a checkpoint: ``{"stage", "config": {...}, "data": {name: {...}}}``.
+                 datasets: Optional[Mapping[str, Any]] = None, init: Any = None) -> dict[str, Any]:
+    """The identity stored in a checkpoint: ``{"stage", "config": {...}, "data": {name: {...}}, "init"}``.
 
     ``datasets`` maps a role (``"source"``, ``"target"``) to a :class:`~reid_uda_lib.data.ReidDataset`
-    (or None when the role is absent).
+    (or None when the role is absent). ``init``: the checkpoint the stage's weights start from (the oracle's
+    source-pretrained model), a path (fingerprinted by :func:`checkpoint_fingerprint`), None (random or
+    ImageNet weights) or :data:`INIT_PENDING`.
     """
     data = {role: (dataset_identity(ds) if ds is not None else None) for role, ds in (datasets or {}).items()}
-    return {"stage": stage, "config": config_identity(cfg_dict, stage), "data": data}
+    if init is not None and init != INIT_PENDING:
+        init = checkpoint_fingerprint(init)
+    return {"stage": stage, "config": config_identity(cfg_dict, stage), "data": data, "init": init}
 
 
 def differences(saved: Mapping[str, Any], asked: Mapping[str, Any],
@@ -107,6 +135,9 @@ def differences(saved: Mapping[str, Any], asked: Mapping[str, Any],
         if s_cfg.get(key, "<absent>") != a_cfg.get(key, "<absent>"):
             diffs.append(f"{key}: {_fmt(s_cfg.get(key, '<absent>'))} in the checkpoint, "
                          f"{_fmt(a_cfg.get(key, '<absent>'))} asked")
+    s_init, a_init = saved.get("init"), asked.get("init")   # checkpoints older than "init": started from None
+    if a_init != INIT_PENDING and s_init != a_init:
+        diffs.append(f"init: {_fmt_init(s_init)} in the checkpoint, {_fmt_init(a_init)} asked")
     s_data = saved.get("data")
     if s_data is not None:
         a_data = asked.get("data", {})
@@ -116,6 +147,13 @@ def differences(saved: Mapping[str, Any], asked: Mapping[str, Any],
                 if s.get(key) != a.get(key):
                     diffs.append(f"{role} data {key}: {_fmt(s.get(key))} in the checkpoint, {_fmt(a.get(key))} asked")
     return diffs
+
+
+def _fmt_init(v: Any) -> str:
+    if not isinstance(v, Mapping):
+        return "no init checkpoint (trained from the model's own initial weights)"
+    return (f"the {v.get('stage')} checkpoint of epoch {v.get('epoch')}, step {v.get('step')} "
+            f"(weights {v.get('weights_sha256')})")
 
 
 def _fmt(v: Any) -> str:

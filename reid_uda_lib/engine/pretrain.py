@@ -20,6 +20,7 @@ from .common import (RunningMean, build_optimizer, build_scheduler, check_finite
 from .features import evaluate_model
 from .loaders import num_batches_for, to_device, train_loader
 from .lock import release_on_error
+from .oracle import load_init_weights
 from .rundir import RunDir
 
 
@@ -27,8 +28,13 @@ from .rundir import RunDir
 def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], out_dir: str | Path,
              resume: bool | str = False, progress: bool = True,
              on_epoch_end: Optional[Callable[[int, dict], None]] = None,
-             override_identity: bool = False) -> dict:
+             override_identity: bool = False, init: Optional[str | Path] = None) -> dict:
     """Train on ``source`` labels; evaluate on ``target``'s query/gallery (direct transfer).
+
+    ``init``: start from this pretraining checkpoint instead of the model's own initial weights (the
+    oracle, :mod:`reid_uda_lib.engine.oracle`: ``pretrain(oracle_config(cfg, n), target, target, out,
+    init=pretrained)``): backbone and BNNeck are loaded, the classifier is built from ``source``'s identity
+    centroids. It is part of the run identity; ignored when resuming ``out_dir``'s own checkpoint.
 
     Returns the summary dict (also written to ``<out_dir>/summary.json``): final ``target`` metrics and,
     at the end, ``source`` in-domain metrics, so the domain gap is visible in one place.
@@ -43,9 +49,11 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         require_role(target, "evaluation", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
     run = RunDir(out_dir, "pretrain", cfg, resume, datasets={"source": source, "target": target},
-                 override_identity=override_identity)
+                 override_identity=override_identity, init=init)
     device = resolve_device(cfg.device)
     model = build_model(cfg.model, num_classes=source.num_train_pids).to(device)
+    if init is not None and run.resume_state is None:
+        load_init_weights(model, init, cfg, source.train, device, progress=progress)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim)
     n_batches = num_batches_for(len(source.train), cfg.data, cfg.pretrain.iters_per_epoch)

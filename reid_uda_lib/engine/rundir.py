@@ -27,14 +27,16 @@ from .runlog import MetricsLog, _clean, format_record
 
 class RunDir:
     def __init__(self, out_dir: str | Path, stage: str, cfg: Config, resume: bool | str,
-                 datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False):
+                 datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False,
+                 init: Optional[str | Path] = None):
         """``resume``: False (refuse to touch an existing checkpoint), True (continue it; warn if there is
         none: the CLI's ``--resume``) or ``"auto"`` (continue it if present, else start fresh, quietly; used
         by the pipeline and the notebooks). One plain line says what happened: "reused <run>, made by preset
         ci, seed 0" or "continuing <run> from epoch N of M" here, "trained <run> (...)" in :meth:`finish`.
 
         ``datasets`` (``{"source": ds, "target": ds}``) enter the run identity; a checkpoint made with
-        another identity is refused unless ``override_identity``.
+        another identity is refused unless ``override_identity``. ``init``: the checkpoint the stage starts
+        from (the oracle's source-pretrained model), also part of the identity.
         """
         from ..config_validate import validate_config
         validate_config(cfg)
@@ -42,7 +44,7 @@ class RunDir:
         self.stage = stage
         self.cfg = cfg
         self.checkpoint = self.root / "checkpoint.pt"
-        self.identity = run_identity(cfg.to_dict(), stage, datasets)
+        self.identity = run_identity(cfg.to_dict(), stage, datasets, init=init)
         self.resume_state: dict[str, Any] | None = None
         self.pending: dict[str, Any] | None = None
         self.trained = False
@@ -180,10 +182,17 @@ def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str
 
 
 def preflight(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str,
-              datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False) -> None:
+              datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False,
+              init: Optional[str | Path] = None) -> None:
     """Everything :class:`RunDir` would refuse, checked without writing (the CLI and the pipeline check
-    every stage of a run before the first one starts); also a lock held by another live process."""
+    every stage of a run before the first one starts); also a lock held by another live process.
+    An ``init`` checkpoint that does not exist yet (made by an earlier stage of the same pipeline) is not
+    compared here; :class:`RunDir` compares it when the stage starts."""
     from ..config_validate import validate_config
+    from .identity import INIT_PENDING
     validate_config(cfg)
-    check_reuse(out_dir, stage, cfg, resume, run_identity(cfg.to_dict(), stage, datasets), override_identity)
+    if init is not None and not Path(init).is_file():
+        init = INIT_PENDING
+    check_reuse(out_dir, stage, cfg, resume, run_identity(cfg.to_dict(), stage, datasets, init=init),
+                override_identity)
     RunLock(out_dir).check()

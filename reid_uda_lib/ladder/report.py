@@ -1,0 +1,223 @@
+"""The ladder's report: ``results.md`` and ``results.csv`` from the seed folders, with what made them.
+
+Per row, over the seeds that have it: target mAP and rank-1/5/10 as mean ± sample std (ddof = 1), the
+share of the direct-transfer → oracle mAP gap the row closes, ``(row − DT) / (oracle − DT)``, computed per
+seed and then averaged (a seed whose oracle does not beat its direct transfer gives no share), the last
+round's pseudo-label quality against the hidden target ids (NMI, ARI, clusters, outliers, as logged in the
+stage's ``metrics.jsonl``) and the wall seconds spent training the row (mean over seeds; ``timings.json``).
+The header names the preset, the command, the git commit, the machine (CPU model and ``cpu family``,
+threads, GPU) and the torch version.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..config import Config
+from ..engine.checkpoint import atomic_write_text
+from ..engine.oracle import oracle_steps
+from ..results import COLUMNS, mean_std
+from .rows import label, methods_of, oracle_label
+from .run import seed_dir
+
+QUALITY = (("nmi", "NMI", 1.0, 2), ("ari", "ARI", 1.0, 2), ("n_clusters", "clusters", 1.0, 0),
+           ("outlier_ratio", "outliers %", 100.0, 0))
+
+
+def collect(out_dir: str | Path, seeds: Sequence[int], rows: Sequence[str]) -> list[dict]:
+    """``[{"key", "extra", "label", "runs": [per-seed dict]}]`` in table order.
+
+    A per-seed dict holds ``seed``, the metrics (fractions), ``gap`` (share of the DT → oracle gap, or None),
+    ``cluster`` (last round's label quality, methods only) and ``seconds`` (None when not timed).
+    """
+    entries: dict[tuple, dict] = {}
+
+    def add(key: str, extra: Optional[str], run: dict) -> None:
+        e = entries.setdefault((key, extra), {"key": key, "extra": extra, "label": label(key, extra), "runs": []})
+        e["runs"].append(run)
+
+    for s in seeds:
+        folder = seed_dir(out_dir, s)
+        times = _json(folder / "timings.json") or {}
+        summaries = {"direct": _json(folder / "pretrain" / "summary.json")}
+        if "oracle" in rows:
+            summaries["oracle"] = _json(folder / "oracle" / "summary.json")
+        for m in methods_of(rows):
+            summaries[m] = _json(folder / m / "summary.json")
+        dt = _map(summaries["direct"])
+        orc = _map(summaries.get("oracle"))
+        for key in rows:
+            summ = summaries.get(key)
+            if not summ or not summ.get("target"):
+                continue
+            seconds = (times.get(key) or {}).get("seconds")
+            evals = [(None, summ["target"])] + list((summ.get("extra_eval") or {}).items())
+            for extra, metrics in evals:
+                add(key, extra, {"seed": s, **{c: float(metrics[c]) for c in COLUMNS},
+                                 "gap": _gap(float(metrics["mAP"]), dt, orc) if key not in ("direct", "oracle")
+                                 else None,
+                                 "cluster": summ.get("cluster") if extra is None else None,
+                                 "seconds": seconds if extra is None else None})
+    order = {k: i for i, k in enumerate(rows)}
+    return sorted(entries.values(), key=lambda e: (order[e["key"]], e["extra"] is not None, e["extra"] or ""))
+
+
+def _gap(m: float, dt: Optional[float], orc: Optional[float]) -> Optional[float]:
+    """(row − DT) / (oracle − DT); None when either reference is missing or the oracle is not above DT."""
+    if dt is None or orc is None or orc <= dt:
+        return None
+    return (m - dt) / (orc - dt)
+
+
+def _map(summary: Optional[dict]) -> Optional[float]:
+    return float(summary["target"]["mAP"]) if summary and summary.get("target") else None
+
+
+def _json(path: Path) -> Optional[dict]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _values(runs: list[dict], get) -> list[float]:
+    out = []
+    for r in runs:
+        v = get(r)
+        if v is not None and not (isinstance(v, float) and np.isnan(v)):
+            out.append(float(v))
+    return out
+
+
+def _cluster(key: str):
+    return lambda r: (r.get("cluster") or {}).get(key)
+
+
+def markdown_table(entries: list[dict]) -> str:
+    """The results table (mAP/CMC and the gap share in %, mean ± std over seeds)."""
+    head = ("| row | seeds | target mAP | R1 | R5 | R10 | DT→oracle gap closed | "
+            + " | ".join(q[1] for q in QUALITY) + " | s/row |\n|---|---:|" + "---:|" * (6 + len(QUALITY)) + "\n")
+    lines = []
+    for e in entries:
+        runs = e["runs"]
+        cells = [mean_std([100 * r[c] for r in runs], 1) for c in COLUMNS]
+        gaps = _values(runs, lambda r: r["gap"])
+        part = f" ({len(gaps)} of {len(runs)} seeds)" if gaps and len(gaps) < len(runs) else ""
+        cells.append(f"{mean_std([100 * g for g in gaps], 0)} %{part}" if gaps else "–")
+        for key, _, scale, digits in QUALITY:
+            vals = _values(runs, _cluster(key))
+            cells.append(mean_std([scale * v for v in vals], digits, std=False) if vals else "–")
+        secs = _values(runs, lambda r: r["seconds"])
+        cells.append(f"{np.mean(secs):.0f}" if secs else "–")
+        lines.append(f"| {e['label']} | {len(runs)} | " + " | ".join(cells) + " |\n")
+    return head + "".join(lines)
+
+
+def csv_text(entries: list[dict]) -> str:
+    """One line per row: metrics and gap share in %, mean and sample std; quality and seconds as means."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = [f"{c}_{s}" for c in COLUMNS for s in ("mean", "std")]
+    w.writerow(["row", "method", "evaluation", "seeds", *cols, "gap_closed_pct_mean", "gap_closed_pct_std",
+                "gap_closed_seeds", *[f"{q[0]}_mean" for q in QUALITY], "seconds_mean"])
+    for e in entries:
+        runs = e["runs"]
+        vals = []
+        for c in COLUMNS:
+            v = np.asarray([100 * r[c] for r in runs])
+            vals += [f"{v.mean():.3f}", f"{v.std(ddof=1):.3f}" if len(v) > 1 else ""]
+        gaps = 100 * np.asarray(_values(runs, lambda r: r["gap"]))
+        vals += [f"{gaps.mean():.2f}" if gaps.size else "", f"{gaps.std(ddof=1):.2f}" if gaps.size > 1 else "",
+                 str(gaps.size)]
+        for key, *_ in QUALITY:
+            q = _values(runs, _cluster(key))
+            vals.append(f"{np.mean(q):.4f}" if q else "")
+        secs = _values(runs, lambda r: r["seconds"])
+        vals.append(f"{np.mean(secs):.1f}" if secs else "")
+        w.writerow([e["label"], e["key"], e["extra"] or "main", len(runs), *vals])
+    return buf.getvalue()
+
+
+def machine_info(device: str = "auto") -> dict:
+    """CPU model and ``cpu family`` (/proc/cpuinfo), logical CPUs, torch threads and version, GPU name."""
+    import torch
+    info = {"cpu": platform.processor() or platform.machine(), "cpu_family": None,
+            "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "torch": torch.__version__, "gpu": None}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                info["cpu"] = value.strip()
+            elif key.strip() == "cpu family" and info["cpu_family"] is None:
+                info["cpu_family"] = value.strip()
+    except OSError:
+        pass
+    if device != "cpu" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def git_commit() -> str:
+    """The commit of the checkout the package runs from (``+ uncommitted changes`` when dirty), or "unknown"."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown (not a git checkout)"
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + (" + uncommitted changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git not available)"
+
+
+def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int, wall_seconds: Optional[float],
+           datasets=None, n_target_train: int = 0) -> str:
+    m = machine_info(cfg.device)
+    cpu = f"{m['cpu']}" + (f" (`cpu family` {m['cpu_family']})" if m["cpu_family"] else "")
+    threads = "1 thread per seed process" if jobs > 1 else f"{m['torch_threads']} torch threads"
+    pair = f"{datasets[0].name} → {datasets[1].name}" if datasets else "source → target"
+    lines = [f"# Ablation ladder: {pair}, `{cfg.preset}` preset", "",
+             f"- command: `{command or '(Python API: reid_uda_lib.ladder.run_ladder)'}`",
+             f"- preset: `{cfg.preset}` (each stage's full config: `seed<S>/<row>/config.json`); seeds: "
+             f"{', '.join(map(str, seeds))}; {jobs} seed process(es) at once",
+             f"- commit: {git_commit()}",
+             f"- machine: {cpu}, {m['logical_cpus']} logical CPUs, {threads}; GPU: {m['gpu'] or 'none'}; "
+             f"torch {m['torch']}",
+             f"- written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+             + (f", this call took {wall_seconds:.0f} s wall" if wall_seconds is not None else ""), "",
+             f"Oracle: supervised on the target's labels, initialised from the same source-pretrained checkpoint "
+             f"as every UDA row, {oracle_steps(cfg, n_target_train) if n_target_train else '?'} steps "
+             f"(`uda.epochs` × one pass over the target's training images, or × `uda.iters_per_epoch` when set), "
+             "constant `optim.lr`. Metrics in % on the target's test split at the last epoch, mean ± sample std "
+             "over the seeds. Gap closed: (row − DT) / (oracle − DT) per seed, then mean ± std. Pseudo-label "
+             "quality: the last round's clusters against the hidden ids (mean over seeds). A seed whose oracle "
+             "does not beat its direct transfer gives no gap share (\"k of n seeds\"). s/row: wall seconds "
+             "spent training the row (mean over seeds; direct transfer = the pretraining).", ""]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: str | Path, cfg: Config, seeds: Sequence[int], rows: Sequence[str],
+                 n_target_train: int = 0, command: Optional[str] = None, jobs: int = 1,
+                 wall_seconds: Optional[float] = None, datasets=None) -> dict:
+    """Write ``<out>/results.md`` and ``<out>/results.csv``; return ``{"rows", "table", "markdown", "out"}``."""
+    out = Path(out_dir)
+    entries = collect(out, seeds, rows)
+    steps = oracle_steps(cfg, n_target_train) if n_target_train else None
+    for e in entries:
+        if e["key"] == "oracle" and e["extra"] is None:
+            e["label"] = oracle_label(steps)
+    table = markdown_table(entries)
+    md = header(cfg, seeds, command, jobs, wall_seconds, datasets, n_target_train) + "\n" + table
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.md", md)
+    atomic_write_text(out / "results.csv", csv_text(entries))
+    return {"rows": entries, "table": table, "markdown": md, "out": str(out)}

@@ -1,0 +1,206 @@
+"""Running the ladder: one folder per seed, every stage reused or resumed, seeds in parallel processes.
+
+Layout of ``--out``::
+
+    <out>/seed<S>/pretrain/       the source-pretrained model of seed S (the "direct transfer" row); every
+                                  other row of that seed starts from its checkpoint
+    <out>/seed<S>/oracle/         supervised on the target's labels, from that checkpoint, as many steps as a
+                                  UDA row (engine/oracle.py)
+    <out>/seed<S>/<method>/       one UDA run per method row
+    <out>/seed<S>/timings.json    wall seconds spent training each row (updated after every epoch)
+    <out>/seed<S>.log             the log of seed S when the seeds run as parallel processes (--jobs)
+    <out>/results.md, results.csv the table (ladder/report.py)
+
+Every stage runs with ``resume="auto"``: a finished stage is reused, a cut one continued from its last
+checkpoint, a missing one trained; the run identity of every stage folder is checked before the first stage
+of the first seed starts (settings, data, the init checkpoint), and each folder has its lock.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from ..config import Config
+from ..data import ReidDataset, load_dataset
+from ..engine import adapt, pretrain
+from ..engine.checkpoint import atomic_write_text
+from ..engine.oracle import oracle_config
+from ..engine.rundir import preflight
+from ..memory_guard import check_run_memory
+from .rows import methods_of, parse_rows
+
+
+class LadderError(RuntimeError):
+    """A seed of a parallel ladder failed (its log is named)."""
+
+
+def seed_dir(out_dir: str | Path, seed: int) -> Path:
+    return Path(out_dir) / f"seed{int(seed)}"
+
+
+def parse_seeds(seeds: str | Iterable[int]) -> list[int]:
+    """``"0,1,2"`` or ``[0, 1, 2]`` -> ``[0, 1, 2]`` (distinct non-negative integers, order kept)."""
+    items = [s for s in seeds.split(",") if s.strip()] if isinstance(seeds, str) else list(seeds)
+    try:
+        out = [int(s) for s in items]
+    except (TypeError, ValueError):
+        raise ValueError(f"seeds must be comma-separated integers such as 0,1,2; got {seeds!r}") from None
+    if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
+        raise ValueError(f"seeds must be distinct non-negative integers (at least one); got {seeds!r}")
+    return out
+
+
+def _stages(cfg: Config, source: ReidDataset, target: ReidDataset, folder: Path, rows: Sequence[str]):
+    """``(folder, stage, config, datasets, init)`` of every stage a seed's rows need, in running order."""
+    pre = folder / "pretrain"
+    out = [(pre, "pretrain", cfg, {"source": source, "target": target}, None)]
+    if "oracle" in rows:
+        out.append((folder / "oracle", "pretrain", oracle_config(cfg, len(target.train)),
+                    {"source": target, "target": target}, pre / "checkpoint.pt"))
+    out += [(folder / m, "uda", cfg.override(**{"uda.method": m}), {"source": source, "target": target}, None)
+            for m in methods_of(rows)]
+    return out
+
+
+def preflight_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str | Path,
+                   rows: Sequence[str], override_identity: bool = False) -> None:
+    """Check every stage folder of one seed (reuse, identity, lock, config) without writing anything."""
+    for path, stage, stage_cfg, data, init in _stages(cfg, source, target, Path(folder), rows):
+        preflight(path, stage, stage_cfg, "auto", data, override_identity, init=init)
+
+
+class RowClock:
+    """Wall seconds spent training each row of a seed, in ``<seed>/timings.json`` (atomic, after each epoch).
+
+    A row's time is summed over the calls that trained it: a reused row adds nothing, a resumed one adds
+    the epochs it ran (the part of an epoch cut by a kill is lost; the set-up before the first epoch of a
+    call counts with that epoch).
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / "timings.json"
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.mark = time.time()
+
+    def start(self, row: str):
+        """Start timing ``row``; returns the ``on_epoch_end`` callback that books each epoch."""
+        self.mark = time.time()
+
+        def on_epoch_end(epoch: int, record: dict) -> None:
+            now = time.time()
+            entry = self.data.setdefault(row, {"seconds": 0.0, "epochs": 0})
+            entry["seconds"] = round(entry["seconds"] + now - self.mark, 3)
+            entry["epochs"] = int(epoch) + 1
+            self.mark = now
+            atomic_write_text(self.path, json.dumps(self.data, indent=2))
+        return on_epoch_end
+
+
+def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str | Path,
+             rows: Sequence[str], progress: bool = True, override_identity: bool = False) -> dict[str, dict]:
+    """Train (or reuse) every row of one seed (``cfg.seed``) in ``folder``; return ``{row: stage summary}``.
+
+    The pretrained model is trained first (the ``direct`` row); the oracle and every method start from it.
+    """
+    folder = Path(folder)
+    rows = parse_rows(rows)
+    preflight_seed(cfg, source, target, folder, rows, override_identity)
+    check_run_memory(cfg, target)
+    clock = RowClock(folder)
+    ident = override_identity
+    out = {"direct": pretrain(cfg, source, target, folder / "pretrain", resume="auto", progress=progress,
+                              on_epoch_end=clock.start("direct"), override_identity=ident)}
+    init = out["direct"]["checkpoint"]
+    if "oracle" in rows:
+        out["oracle"] = pretrain(oracle_config(cfg, len(target.train)), target, target, folder / "oracle",
+                                 resume="auto", progress=progress, on_epoch_end=clock.start("oracle"),
+                                 override_identity=ident, init=init)
+    for m in methods_of(rows):
+        out[m] = adapt(cfg.override(**{"uda.method": m}), source, target, init, folder / m, resume="auto",
+                       progress=progress, on_epoch_end=clock.start(m), override_identity=ident)
+    return out
+
+
+def run_ladder(cfg: Config, source_dir: str | Path, target_dir: str | Path, out_dir: str | Path,
+               seeds: str | Iterable[int] = (0,), rows: str | Iterable[str] | None = None, jobs: int = 1,
+               progress: bool = True, verify: str = "none", override_identity: bool = False,
+               command: Optional[str] = None, report: bool = True) -> dict:
+    """Every row for every seed (``cfg`` with ``seed`` replaced), then ``results.md`` / ``results.csv``.
+
+    ``jobs > 1`` runs up to that many seeds at once, each in its own process with one thread
+    (``OMP_NUM_THREADS=1``; its log in ``<out>/seed<S>.log``): on a CPU with few cores that beats one
+    multi-threaded process after another. Returns ``{"rows": ..., "table": markdown, "out": path}``
+    (``report=False``: train only, return ``{}``). ``command`` is recorded in the report's header.
+    """
+    rows, seeds = parse_rows(rows), parse_seeds(seeds)
+    if int(jobs) < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    out = Path(out_dir)
+    source, target = load_dataset(source_dir, verify=verify), load_dataset(target_dir, verify=verify)
+    cfgs = {s: cfg.override(seed=s) for s in seeds}
+    for s in seeds:                       # every folder of every seed is checked before any work
+        preflight_seed(cfgs[s], source, target, seed_dir(out, s), rows, override_identity)
+    check_run_memory(cfg, target)
+    if progress:
+        print(source.summary())
+        print(target.summary())
+    started = time.time()
+    if jobs > 1 and len(seeds) > 1:
+        _run_parallel(cfgs, source_dir, target_dir, out, rows, int(jobs), override_identity)
+    else:
+        for s in seeds:
+            run_seed(cfgs[s], source, target, seed_dir(out, s), rows, progress, override_identity)
+    if not report:
+        return {}
+    from .report import write_report
+    return write_report(out, cfg, seeds, rows, n_target_train=len(target.train), command=command,
+                        jobs=min(int(jobs), len(seeds)), wall_seconds=time.time() - started,
+                        datasets=(source, target))
+
+
+def _run_parallel(cfgs: dict[int, Config], source_dir, target_dir, out: Path, rows: Sequence[str], jobs: int,
+                  override_identity: bool) -> None:
+    """Up to ``jobs`` seeds at once, each ``python -m reid_uda_lib.ladder.worker <job file>`` with
+    ``OMP_NUM_THREADS=1``; the job file (``<out>/seed<S>/ladder_job.json``) holds the seed's full config."""
+    import subprocess
+    out.mkdir(parents=True, exist_ok=True)
+    package_root = str(Path(__file__).resolve().parents[2])      # the children import this same package
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    pending, running, failed = list(cfgs), {}, []
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                s = pending.pop(0)
+                folder = seed_dir(out, s)
+                folder.mkdir(parents=True, exist_ok=True)
+                job = folder / "ladder_job.json"
+                atomic_write_text(job, json.dumps({"config": cfgs[s].to_dict(), "source": str(source_dir),
+                                                   "target": str(target_dir), "folder": str(folder),
+                                                   "rows": list(rows), "override_identity": override_identity},
+                                                  indent=2, default=list))
+                log = out / f"seed{s}.log"
+                print(f"seed {s}: running, log in {log}", flush=True)
+                with open(log, "ab") as fh:
+                    running[s] = subprocess.Popen([sys.executable, "-m", "reid_uda_lib.ladder.worker", str(job)],
+                                                  stdout=fh, stderr=subprocess.STDOUT, env=env)
+            time.sleep(0.2)
+            for s, p in list(running.items()):
+                if p.poll() is not None:
+                    del running[s]
+                    print(f"seed {s}: {'done' if p.returncode == 0 else f'FAILED (exit code {p.returncode})'}",
+                          flush=True)
+                    if p.returncode != 0:
+                        failed.append(s)
+    except BaseException:
+        for p in running.values():                # Ctrl-C: stop the children; their finished epochs stay
+            p.terminate()
+        raise
+    if failed:
+        raise LadderError(f"seed(s) {', '.join(map(str, failed))} failed; see "
+                          + ", ".join(str(out / f"seed{s}.log") for s in failed)
+                          + ". The other seeds' stages are kept; run the same command again to resume.")

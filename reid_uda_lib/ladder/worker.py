@@ -1,0 +1,34 @@
+"""One seed of a parallel ladder, in its own process: ``python -m reid_uda_lib.ladder.worker JOB.json``.
+
+The job file (written by :func:`reid_uda_lib.ladder.run.run_ladder` with ``jobs > 1``) holds the seed's full
+config, the two dataset folders, the seed folder and the rows. The parent has checked every stage folder and
+decoded every image already; this process trains with one thread (its parent sets ``OMP_NUM_THREADS=1``).
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from ..config import Config
+    from ..data import load_dataset
+    from .run import run_seed
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m reid_uda_lib.ladder.worker JOB.json", file=sys.stderr)
+        return 2
+    job = json.loads(open(argv[0]).read())
+    torch.set_num_threads(1)
+    cfg = Config.from_dict(job["config"])
+    source, target = load_dataset(job["source"]), load_dataset(job["target"])
+    run_seed(cfg, source, target, job["folder"], job["rows"], progress=False,
+             override_identity=job["override_identity"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The ladder's rows, seeds and report (results.md / results.csv) on hand-written seed folders: worked values."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from reid_uda_lib.config import get_preset
+from reid_uda_lib.ladder import (ALL_ROWS, HEADLINE_ROWS, collect, machine_info, parse_rows, parse_seeds,
+                                 write_report)
+
+
+def test_rows_are_checked_and_put_in_table_order():
+    assert parse_rows("lf2,sbase,oracle") == ["oracle", "direct", "sbase", "lf2"]      # direct always there
+    assert parse_rows(None)[:3] == ["oracle", "direct", "base"] and "lf2_base" not in parse_rows(None)
+    assert parse_rows(list(HEADLINE_ROWS)) == ["oracle", "direct", "sbase", "dcdfa", "lf2"]
+    assert parse_rows(",".join(ALL_ROWS)) == list(ALL_ROWS)
+    with pytest.raises(ValueError, match="unknown ladder row\\(s\\) 'sbse'; the rows are: oracle, direct, base"):
+        parse_rows("sbase,sbse")
+    assert parse_seeds("0, 1,2") == [0, 1, 2] and parse_seeds([3]) == [3]
+    for bad in ("0,0", "a", "", "-1"):
+        with pytest.raises(ValueError, match="seeds must be"):
+            parse_seeds(bad)
+
+
+def _m(x):
+    return {"mAP": x, "rank1": x + 0.1, "rank5": x + 0.2, "rank10": x + 0.3}
+
+
+def _write(folder, summary):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def _seed(root, s, dt, oracle, sbase, b_only, seconds):
+    d = root / f"seed{s}"
+    _write(d / "pretrain", {"target": _m(dt)})
+    _write(d / "oracle", {"target": _m(oracle)})
+    q = {"nmi": 0.8 + 0.1 * s, "ari": 0.5, "n_clusters": 100 + 10 * s, "outlier_ratio": 0.1}
+    _write(d / "dcdfa", {"target": _m(sbase), "cluster": q, "extra_eval": {"b": _m(b_only)}})
+    (d / "timings.json").write_text(json.dumps({"direct": {"seconds": 10.0, "epochs": 2},
+                                                "dcdfa": {"seconds": seconds, "epochs": 4}}))
+
+
+def test_report_worked_values(tmp_path):
+    # seed 0: DT 20, oracle 60, dcdfa 40 -> closes (40-20)/(60-20) = 50 %; seed 1: DT 20, oracle 40, dcdfa 35
+    # -> 75 %. Mean 62.5, sample std sqrt((12.5² + 12.5²) / 1) = 17.7.
+    _seed(tmp_path, 0, 0.20, 0.60, 0.40, 0.30, 100.0)
+    _seed(tmp_path, 1, 0.20, 0.40, 0.35, 0.25, 140.0)
+    cfg = get_preset("ci", **{"uda.epochs": 4, "uda.iters_per_epoch": 0, "data.batch_size": 16})
+    res = write_report(tmp_path, cfg, [0, 1], ["oracle", "direct", "dcdfa"], n_target_train=100,
+                       command="python -m reid_uda_lib ladder --seeds 0,1")
+    md = (tmp_path / "results.md").read_text()
+    assert md == res["markdown"] and res["table"] in md
+    # oracle steps: 4 epochs x (100 // 16 = 6) = 24
+    assert "| oracle (supervised on target, from the pretrained model, 24 steps) | 2 | 50.0 ± 14.1 |" in md
+    assert "| direct transfer (source only) | 2 | 20.0 ± 0.0 | 30.0 ± 0.0 |" in md
+    # mAP 40, 35: 37.5 ± 3.5; NMI 0.8, 0.9 -> 0.85 (shown 0.85), clusters 105, outliers 10 %, 120 s
+    assert ("| SBase+DCDFA (`dcdfa`) | 2 | 37.5 ± 3.5 | 47.5 ± 3.5 | 57.5 ± 3.5 | 67.5 ± 3.5 | 62 ± 18 % | "
+            "0.85 | 0.50 | 105 | 10 | 120 |") in md
+    # b only: (30-20)/40 = 25 %, (25-20)/20 = 25 %
+    assert "| SBase+DCDFA (`dcdfa`), b only | 2 | 27.5 ± 3.5 | 37.5 ± 3.5 | 47.5 ± 3.5 | 57.5 ± 3.5 | 25 ± 0 % |" in md
+    for needle in ("- command: `python -m reid_uda_lib ladder --seeds 0,1`", "- commit: ", "`cpu family`",
+                   "logical CPUs", "torch ", "seeds: 0, 1", "`ci` preset"):
+        assert needle in md, needle
+
+    lines = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text())))
+    assert [(r["method"], r["evaluation"]) for r in lines] == [("oracle", "main"), ("direct", "main"),
+                                                             ("dcdfa", "main"), ("dcdfa", "b")]
+    dcdfa = lines[2]
+    assert dcdfa["seeds"] == "2" and float(dcdfa["mAP_mean"]) == pytest.approx(37.5)
+    assert float(dcdfa["mAP_std"]) == pytest.approx(3.536, abs=1e-3)
+    assert float(dcdfa["gap_closed_pct_mean"]) == pytest.approx(62.5)
+    assert float(dcdfa["gap_closed_pct_std"]) == pytest.approx(17.68, abs=0.01)
+    assert float(dcdfa["nmi_mean"]) == pytest.approx(0.85) and float(dcdfa["seconds_mean"]) == 120.0
+    assert lines[0]["gap_closed_pct_mean"] == "" and lines[1]["seconds_mean"] == "10.0"
+
+
+def test_a_seed_whose_oracle_is_not_above_direct_transfer_gives_no_gap_share(tmp_path):
+    _seed(tmp_path, 0, 0.20, 0.60, 0.40, 0.30, 100.0)
+    _seed(tmp_path, 1, 0.30, 0.25, 0.35, 0.25, 100.0)           # oracle below DT
+    entries = collect(tmp_path, [0, 1], ["oracle", "direct", "dcdfa"])
+    assert [r["gap"] for r in entries[2]["runs"]] == [pytest.approx(0.5), None]
+    md = write_report(tmp_path, get_preset("ci"), [0, 1], ["oracle", "direct", "dcdfa"])["table"]
+    assert "| 50 % (1 of 2 seeds) |" in md
+
+
+def test_machine_info_names_the_cpu_and_torch():
+    import torch
+    info = machine_info("cpu")
+    assert info["torch"] == torch.__version__ and info["logical_cpus"] >= 1 and info["cpu"]
+    assert info["gpu"] is None

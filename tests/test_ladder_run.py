@@ -1,0 +1,88 @@
+"""The ladder end to end (``ci`` preset, the small synthetic pair): a SIGKILL mid-ladder, then the same command
+finishes it in parallel seed processes, reusing every finished stage; the report holds every row × seed."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reid_uda_lib.cli import main
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = {"pretrain.epochs": 1, "pretrain.iters_per_epoch": 3, "uda.epochs": 2, "uda.iters_per_epoch": 3,
+            "data.batch_size": 16, "uda.k1": 8, "uda.k2": 3, "uda.eps": 0.7, "uda.min_samples": 3}
+
+
+def _args(pair, out, *extra):
+    sets = [x for k, v in SETTINGS.items() for x in ("--set", f"{k}={v}")]
+    return ["ladder", "--preset", "ci", "--quiet", "--source", str(pair["A"]), "--target", str(pair["B"]),
+            "--seeds", "0,1", "--rows", "direct,base,oracle", "--out", str(out), *sets, *extra]
+
+
+def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic_pair, tmp_path, capsys):
+    out = tmp_path / "ladder"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "reid_uda_lib", *_args(synthetic_pair, out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = out / "seed0" / "oracle" / "checkpoint.pt"        # seed 0: pretrain, then the oracle's epoch 1
+    deadline = time.time() + 300
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    killed = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed, f"the ladder ended before the kill: {proc.stderr.read().decode()[-2000:]}"
+    assert not (out / "results.md").exists()
+    pre = out / "seed0" / "pretrain" / "checkpoint.pt"
+    pre_bytes, pre_mtime = pre.read_bytes(), pre.stat().st_mtime_ns
+
+    # the same command, now two seed processes at once: seed 0 continues, seed 1 starts
+    assert main(_args(synthetic_pair, out, "--jobs", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "seed 0: done" in printed and "seed 1: done" in printed and "| row | seeds |" in printed
+    assert pre.read_bytes() == pre_bytes and pre.stat().st_mtime_ns == pre_mtime     # reused, not retrained
+    log0 = (out / "seed0.log").read_text()
+    assert f"reused {out / 'seed0' / 'pretrain'}" in log0
+    for s in (0, 1):
+        for row in ("pretrain", "oracle", "base"):
+            records = [json.loads(x) for x in (out / f"seed{s}" / row / "metrics.jsonl").read_text().splitlines()]
+            assert [r["epoch"] for r in records] == list(range(len(records))) and len(records) >= 1, (s, row)
+        timings = json.loads((out / f"seed{s}" / "timings.json").read_text())
+        assert set(timings) == {"direct", "oracle", "base"} and all(t["seconds"] > 0 for t in timings.values())
+        assert timings["base"]["epochs"] == 2
+
+    rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
+    assert [r["method"] for r in rows] == ["oracle", "direct", "base"] and all(r["seeds"] == "2" for r in rows)
+    # the table's figures are the stages' own summaries
+    summaries = [json.loads((out / f"seed{s}" / "base" / "summary.json").read_text()) for s in (0, 1)]
+    mean = sum(100 * x["target"]["mAP"] for x in summaries) / 2
+    assert float(rows[2]["mAP_mean"]) == pytest.approx(mean, abs=1e-3)
+    assert rows[0]["row"] == "oracle (supervised on target, from the pretrained model, 6 steps)"
+    md = (out / "results.md").read_text()
+    assert "--jobs 2" in md and "2 seed process(es) at once" in md and "1 thread per seed process" in md
+
+    # once more: everything is reused, the table is the same
+    before = (out / "results.csv").read_text()
+    assert main(_args(synthetic_pair, out)) == 0
+    assert (out / "results.csv").read_text() == before
+    # another setting into the same folder is refused before any stage runs, naming the field
+    assert main(_args(synthetic_pair, out, "--set", "uda.eps=0.6")) == 2
+    assert "uda.eps: 0.7 in the checkpoint, 0.6 asked" in capsys.readouterr().err
+    assert (out / "results.csv").read_text() == before
+
+
+def test_bad_rows_and_half_a_pair_are_refused_before_any_work(synthetic_pair, tmp_path, capsys):
+    assert main(_args(synthetic_pair, tmp_path / "x", "--rows", "sbase,nope")) == 2
+    assert "unknown ladder row(s) 'nope'" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["ladder", "--preset", "ci", "--source", str(synthetic_pair["A"]), "--out", str(tmp_path / "y")]) == 2
+    assert "give both --source and --target" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""The oracle row: supervised on the target's labels, from the source-pretrained checkpoint, as many steps
+as the UDA stage (engine/oracle.py, ``pretrain(..., init=...)``), its run identity and its resume."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reid_uda_lib.engine import load_checkpoint, pretrain
+from reid_uda_lib.engine.features import extract_features
+from reid_uda_lib.engine.identity import RunIdentityError
+from reid_uda_lib.engine.oracle import load_init_weights, oracle_config, oracle_steps, oracle_steps_per_epoch
+from reid_uda_lib.models import build_model
+
+from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
+
+
+def test_steps_worked_values():
+    cfg = tiny_cfg("sbase", **{"uda.iters_per_epoch": 0, "uda.epochs": 4, "data.batch_size": 32})
+    # one pass over the target's training images: 1305 // 32 = 40 steps per epoch, 4 epochs = 160 steps
+    assert oracle_steps_per_epoch(cfg, 1305) == 40 and oracle_steps(cfg, 1305) == 160
+    assert oracle_steps_per_epoch(cfg, 10) == 1                      # never zero
+    fixed = cfg.override(**{"uda.iters_per_epoch": 7})
+    assert oracle_steps_per_epoch(fixed, 1305) == 7 and oracle_steps(fixed, 1305) == 28
+    o = oracle_config(cfg.override(**{"optim.milestones": (2,), "data.random_erasing_p": 0.3}), 1305)
+    assert (o.pretrain.epochs, o.pretrain.iters_per_epoch, o.optim.milestones) == (4, 40, ())
+    assert o.data.pretrain_random_erasing_p == 0.3 and o.optim.lr == cfg.optim.lr
+
+
+def test_init_loads_the_backbone_and_builds_the_head_from_identity_centroids(tiny_pretrained):
+    _, tgt, ckpt = tiny_pretrained
+    cfg = tiny_cfg("sbase")
+    model = build_model(cfg.model, num_classes=tgt.num_train_pids)
+    load_init_weights(model, ckpt, cfg, tgt.train, torch.device("cpu"), progress=False)
+    saved = load_checkpoint(ckpt)["model"]
+    for k, v in model.state_dict().items():
+        if not k.startswith("classifiers."):
+            assert torch.equal(v, saved[k]), k
+    feats = extract_features(model, tgt.train, cfg.data, torch.device("cpu"), progress=False)
+    pids = torch.tensor([p for _, p, _ in tgt.train])
+    first = F.normalize(feats[pids == 0].mean(0), dim=0)       # identity 0's centroid, by hand
+    assert torch.allclose(model.classifiers["source"].weight[0], first, atol=1e-5)
+    assert model.classifiers["source"].weight.shape[0] == tgt.num_train_pids
+
+
+def test_oracle_from_the_pretrained_model_steps_identity_and_resume(tiny_pretrained, tmp_path):
+    src, tgt, ckpt = tiny_pretrained
+    cfg = oracle_config(tiny_cfg("sbase"), len(tgt.train))     # uda: 2 epochs of 3 steps
+    res = pretrain(cfg, tgt, tgt, tmp_path / "full", init=ckpt, progress=False)
+    records = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == oracle_steps(cfg, len(tgt.train)) == 2 * 3
+    assert 0.0 < res["target"]["mAP"] <= 1.0 and "source" not in records[-1]
+    state = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    assert state["identity"]["init"]["stage"] == "pretrain" and len(state["identity"]["init"]["weights_sha256"]) == 16
+
+    # from scratch (no init) the same settings give other weights: the init really is used
+    scratch = pretrain(cfg, tgt, tgt, tmp_path / "scratch", progress=False)
+    assert scratch["target"]["mAP"] != res["target"]["mAP"]
+
+    # a run cut after its first epoch continues to the same weights as the uninterrupted one
+    with pytest.raises(Interrupt):
+        pretrain(cfg, tgt, tgt, tmp_path / "cut", init=ckpt, progress=False, on_epoch_end=stop_after_first_epoch)
+    pretrain(cfg, tgt, tgt, tmp_path / "cut", init=ckpt, resume="auto", progress=False)
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert all(torch.equal(cut["model"][k], state["model"][k]) for k in state["model"])
+
+    # the identity covers the init checkpoint: another init, or none, is refused before anything is written
+    other = tmp_path / "other_init"
+    pretrain(tiny_cfg("sbase", seed=1), src, tgt, other, progress=False)
+    before = (tmp_path / "full" / "metrics.jsonl").read_text()
+    with pytest.raises(RunIdentityError, match=r"init: the pretrain checkpoint of epoch 0, step 3 \(weights "):
+        pretrain(cfg, tgt, tgt, tmp_path / "full", init=other / "checkpoint.pt", resume="auto", progress=False)
+    with pytest.raises(RunIdentityError, match="init: .* in the checkpoint, no init checkpoint"):
+        pretrain(cfg, tgt, tgt, tmp_path / "full", resume="auto", progress=False)
+    assert (tmp_path / "full" / "metrics.jsonl").read_text() == before
+    again = pretrain(cfg, tgt, tgt, tmp_path / "full", init=ckpt, resume="auto", progress=False)
+    assert again["target"] == res["target"]
