@@ -49,6 +49,7 @@ from ..cluster.multilevel import cluster_levels, level_n_clusters
 from ..losses import batch_hard_triplet, softmax_triplet
 from ..losses.lf2 import fusion_loss, lf2_cls_loss, lf2_total
 from ..models.lf2 import FM_MODES, ConcatFeatureNet, Experts, FusionModule, part_features
+from .distributed import on_rank0
 from .loaders import test_loader
 from .method_base import ClusterContext, EpochContext, LabelSets, StepContext, UDAMethod
 from .method_dcdfa import DCDFAMethod
@@ -144,9 +145,9 @@ class LF2Method(UDAMethod):
         feats, bn = level_features(ctx.eval_net, ctx.model, ctx.modules["fm"] if self.fusion == "fm" else None,
                                    ctx.items, cfg, ctx.device, self.fusion, ctx.progress)
         ks = level_n_clusters(lf.n_clusters, lf.num_parts + 1)[:len(feats)]
-        labels = cluster_levels(feats, method=lf.cluster, n_clusters=ks, seed=cfg.seed,
-                                **({} if lf.cluster == "kmeans" else
-                                   {"eps": u.eps, "min_samples": u.min_samples, "k1": u.k1, "k2": u.k2}))
+        labels = on_rank0(lambda: cluster_levels(      # under torchrun: rank 0 clusters, the others get its labels
+            feats, method=lf.cluster, n_clusters=ks, seed=cfg.seed,
+            **({} if lf.cluster == "kmeans" else {"eps": u.eps, "min_samples": u.min_samples, "k1": u.k1, "k2": u.k2})))
         return LabelSets([np.asarray(v) for v in labels], bn, [f"P{j}" for j in range(len(feats))])
 
     def extra_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
