@@ -7,16 +7,21 @@ single-process identity and nothing changes. Under ``torchrun --nproc_per_node=G
 * ``data.batch_size`` stays the **global** batch per domain: each process draws its contiguous share
   ``batch_size / G`` of the same PK batch a single process would draw
   (:class:`~reid_uda_lib.data.samplers.DistributedPKSampler`), identities kept whole.
-* Each process runs the model (wrapped in ``DistributedDataParallel``) on its share; the outputs are
-  all-gathered with their gradients (:func:`gather_outputs`) and every process computes the losses of the
-  **global** batch -- so batch-dependent losses (batch-hard triplet, DCDFA's pairs, LF²'s softmax triplet)
-  and the memory-bank updates are the single-process ones, and DDP's gradient average gives exactly the
-  single-process gradient. The learning rate therefore needs no scaling rule: G processes train like one
-  process with the same global batch, except BatchNorm (each process normalises its share, see
-  :mod:`reid_uda_lib.models.bn_groups`).
-* The method's extra modules run on the gathered outputs on every process; their (identical) gradients are
-  averaged anyway (:func:`average_gradients`), and the BatchNorm running statistics are averaged after each
-  step (:func:`average_bn_statistics`), so all processes hold the same weights, Mean-Net and memory bank.
+* Each process runs the model on its share; the outputs are all-gathered with their gradients
+  (:func:`gather_outputs`) and every process computes the losses of the **global** batch -- so
+  batch-dependent losses (batch-hard triplet, DCDFA's pairs, LF²'s softmax triplet) and the memory-bank
+  updates are the single-process ones. The gather's backward sums the processes' gradients, and the
+  data-parallel average of the parameter gradients (:func:`average_gradients`, the all-reduce of
+  DistributedDataParallel) then gives exactly the single-process gradient. The learning rate therefore needs
+  no scaling rule: G processes train like one process with the same global batch, except BatchNorm (each
+  process normalises its share, see :mod:`reid_uda_lib.models.bn_groups`).
+* Why not the ``DistributedDataParallel`` wrapper itself: it expects a gradient for every parameter that
+  reaches a forward output, and some outputs enter no loss (LF²'s source-head logits): DDP then stops
+  ("Expected to have finished reduction ..."), and forcing zero gradients would let Adam's weight decay move
+  those parameters, unlike one process. One coalesced all-reduce after backward keeps the one-process
+  semantics exactly; it gives up DDP's overlap of communication with the backward pass.
+* The BatchNorm running statistics are averaged after each step (:func:`average_bn_statistics`), so all
+  processes hold the same weights, Mean-Net and memory bank.
 * Feature extraction is sharded (:func:`shard_bounds`), rank 0 clusters and broadcasts the labels
   (:func:`on_rank0`); only rank 0 writes the run folder.
 """
@@ -108,30 +113,15 @@ class _GatherWithGrad(torch.autograd.Function):
 def gather_outputs(out: Any) -> Any:
     """The model outputs of the global batch (rank order), gradients flowing back to each process's share.
 
-    All tensors (a nested dict of (B, ...) tensors) travel as one flattened tensor in one collective; a
-    single process gets ``out`` back unchanged.
+    ``out`` is a tensor or a nested dict of (B, ...) tensors; each tensor is gathered on its own, so an output
+    no loss uses (LF²'s source-head logits) sends no gradient back and its parameters keep ``grad = None``, as
+    in one process. One process gets ``out`` back unchanged.
     """
     if not is_distributed():
         return out
-    flat: list[tuple[tuple, torch.Tensor]] = []
-
-    def walk(v, path):
-        if isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, path + (k,))
-        else:
-            flat.append((path, v))
-    walk(out, ())
-    n = flat[0][1].shape[0]
-    widths = [t[0].numel() for _, t in flat]
-    joined = _GatherWithGrad.apply(torch.cat([t.reshape(n, -1) for _, t in flat], dim=1))
-    result: dict = {}
-    for (path, t), piece in zip(flat, joined.split(widths, dim=1)):
-        node = result
-        for k in path[:-1]:
-            node = node.setdefault(k, {})
-        node[path[-1]] = piece.reshape(-1, *t.shape[1:])
-    return result
+    if isinstance(out, dict):
+        return {k: gather_outputs(v) for k, v in out.items()}
+    return _GatherWithGrad.apply(out)
 
 
 @torch.no_grad()
@@ -185,25 +175,23 @@ def on_rank0(fn: Callable[[], Any]) -> Any:
     return value
 
 
-def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """``DistributedDataParallel(model)`` under torchrun, else ``model``.
-
-    ``broadcast_buffers=False``: BatchNorm statistics are averaged after each step instead
-    (:func:`average_bn_statistics`), the rule of :mod:`reid_uda_lib.models.bn_groups`.
-    """
+@torch.no_grad()
+def broadcast_state(*modules: nn.Module) -> None:
+    """Give every process rank 0's parameters and buffers (as DDP does when it wraps a model)."""
     if not is_distributed():
-        return model
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        return
+    for m in modules:
+        for t in [*m.parameters(), *m.buffers()]:
+            dist.broadcast(t.data, src=0)
 
 
 @torch.no_grad()
 def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
-    """Average the gradients of parameters outside DDP (the method's modules) over the processes."""
+    """Average the gradients over the processes (DDP's all-reduce, here one coalesced call after backward).
+
+    A parameter without a gradient (its output entered no loss) keeps ``grad = None`` on every process, as in
+    one process; the set is the same on every process since they all compute the same global loss.
+    """
     if not is_distributed():
         return
     grads = [p.grad for p in params if p.grad is not None]

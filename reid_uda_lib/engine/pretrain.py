@@ -53,13 +53,13 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     device = ddp.local_device(resolve_device(cfg.device))
     model = build_model(cfg.model, num_classes=source.num_train_pids).to(device)
     ddp.setup_bn_groups(cfg.model.bn_samples, cfg.data.batch_size, model)
-    net = ddp.wrap_model(model, device)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim)
     n_batches = num_batches_for(len(source.train), cfg.data, cfg.pretrain.iters_per_epoch)
     loader = train_loader(source.train, cfg.data, seed=cfg.seed,
                           random_erasing_p=cfg.data.pretrain_random_erasing_p, num_batches=n_batches)
     step = run.restore(model=model, optimizer=optimizer, scheduler=scheduler)
+    ddp.broadcast_state(model)                  # under torchrun: every process starts from rank 0's weights
 
     epochs = cfg.pretrain.epochs
 
@@ -82,12 +82,13 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         for it, batch in enumerate(bar):
             img, pid, _, _ = to_device(batch, device)
             # under torchrun: the outputs and labels of the global batch (every process the same loss)
-            terms = supervised_terms(ddp.gather_outputs(net(img)), ddp.gather_tensor(pid), "source", cfg.loss,
+            terms = supervised_terms(ddp.gather_outputs(model(img)), ddp.gather_tensor(pid), "source", cfg.loss,
                                      prefix="")
             check_finite(terms, "pretrain", epoch, it, step, str(run.checkpoint))
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            ddp.average_gradients(model.parameters())      # under torchrun: the data-parallel all-reduce
             optimizer.step()
             ddp.average_bn_statistics(model)
             step += 1

@@ -17,7 +17,7 @@ Every epoch:
 
 Under ``torchrun`` (:mod:`reid_uda_lib.engine.distributed`): features are extracted in shards, rank 0
 clusters and broadcasts the labels, every process builds the same target head, each process trains on its
-share of the global batch (the student in DDP, the losses on the gathered global batch), and only rank 0
+share of the global batch (the losses on the gathered global batch, gradients averaged), and only rank 0
 writes. ``model.bn_samples`` sets the BatchNorm groups (:mod:`reid_uda_lib.models.bn_groups`).
 """
 from __future__ import annotations
@@ -99,6 +99,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
 
     step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, mean_extra=mean_extra,
                        memory=memory)
+    ddp.broadcast_state(model, extra)               # under torchrun: every process starts from rank 0's weights
     if run.resume_state is None and memory is not None:
         # Source prototypes: the mean feature of each source identity under the initial model.
         feats = extract_features(eval_net, source.train, cfg.data, device, desc="source prototypes",
@@ -144,7 +145,6 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         centroids = F.normalize(_class_means(feats[keep], labels_t[keep], n_clusters), dim=1)
         model.set_classifier(TARGET_HEAD, n_clusters, weight=centroids)
         optimizer.add_param_group({"params": list(model.classifiers[TARGET_HEAD].parameters())})
-        parts.net = ddp.wrap_model(model, device)       # DDP (under torchrun) over this epoch's parameters
         if memory is not None:
             memory.init_target(feats, labels_t)
 

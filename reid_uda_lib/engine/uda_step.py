@@ -39,7 +39,6 @@ class UDAParts:
     mean_extra: Optional[MeanTeacher]
     cfg: Any
     labels: Optional[torch.Tensor] = None   # (L, N_target) labels of every level, set by the loop each epoch
-    net: Optional[nn.Module] = None         # what runs the forward: ``model`` wrapped in DDP under torchrun
     bn_samples: int = 0                     # images per BatchNorm group of this process's forward (0: all)
 
 
@@ -53,7 +52,7 @@ def split_outputs(out: dict, n: int) -> tuple[dict, dict]:
 def forward_batch(p: UDAParts, x_s: Optional[torch.Tensor], x_t: torch.Tensor) -> tuple[Optional[dict], dict]:
     """``(out_s, out_t)`` of one forward of this process's images, in the BatchNorm-group layout, gathered over
     the processes under torchrun (outputs of the global batch, in [source; target] order)."""
-    net = p.net if p.net is not None else p.model
+    net = p.model
     if x_s is None:
         return None, ddp.gather_outputs(net(x_t))
     n_s, n_t = len(x_s), len(x_t)
@@ -106,7 +105,7 @@ def train_step(p: UDAParts, x_s: torch.Tensor, y_s: torch.Tensor, x_t: torch.Ten
         check(terms)
     p.optimizer.zero_grad(set_to_none=True)
     sum(terms.values()).backward()
-    ddp.average_gradients(p.extra.parameters())     # the backbone's are averaged by DDP
+    ddp.average_gradients([*p.model.parameters(), *p.extra.parameters()])     # under torchrun
     p.optimizer.step()
     ddp.average_bn_statistics(p.model, p.extra)
     y_s, idx_t = ddp.gather_tensor(y_s), ddp.gather_tensor(idx_t)
