@@ -164,7 +164,11 @@ def _main(argv: list[str]) -> int:
         return 0
     if cmd in ("pretrain", "train"):
         from .engine import adapt, pretrain
-        from .engine.rundir import preflight
+        from .engine.distributed import on_rank0
+        from .engine.rundir import preflight as check_folder
+
+        def preflight(*a):      # under torchrun rank 0 checks (the others' check would race its lock)
+            on_rank0(lambda: check_folder(*a))
         from .engine.distributed import init_distributed
         from .memory_guard import check_run_memory
         cfg = _cfg(args)

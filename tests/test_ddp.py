@@ -80,14 +80,33 @@ def _torchrun(args: list[str], timeout: float = 900) -> subprocess.CompletedProc
     return res
 
 
-def _model_close(a: Path, b: Path, keys=("model", "mean_net")) -> None:
+def _model_close(a: Path, b: Path, keys=("model", "mean_net"), lr: float = 1e-3, steps: int = 6) -> None:
+    """Float tolerance for Adam runs: Adam divides each update by the gradient's own scale, so an element whose
+    gradient is ~0 (a class no batch drew, a BatchNorm shift that starts at 0) moves by up to ±lr following float
+    noise (1e-6 differences in the sums of 2 processes vs 1). Every element must stay within lr x steps and every
+    tensor within 5 % in norm; the losses (below) are the tight check."""
     sa, sb = load_checkpoint(a), load_checkpoint(b)
     for k in keys:
         ta = sa[k]["module"] if k == "mean_net" else sa[k]
         tb = sb[k]["module"] if k == "mean_net" else sb[k]
+        assert ta.keys() == tb.keys()
         for name in ta:
             if ta[name].is_floating_point():
-                torch.testing.assert_close(ta[name], tb[name], rtol=1e-3, atol=1e-4, msg=f"{a}: {k}.{name}")
+                d = (ta[name] - tb[name]).abs()
+                assert float(d.max()) <= lr * steps, f"{a}: {k}.{name} differs by {float(d.max())}"
+                rel = float(d.norm() / tb[name].norm().clamp_min(1e-12))
+                assert rel <= 0.05, f"{a}: {k}.{name} differs by {rel:.3f} of its norm"
+
+
+def _records_close(run: Path, ref: Path) -> None:
+    """Every epoch's loss terms within 1e-3 (relative; the batch-hard triplet picks its hardest pairs from
+    features that differ by float noise) and the same pseudo-label clusters as the reference."""
+    a, b = ([json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()] for d in (run, ref))
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    for ra, rb in zip(a, b):
+        for term in ("s_ce", "s_tri", "t_ce", "t_tri", "s_mem", "t_mem"):
+            assert ra[term] == pytest.approx(rb[term], rel=1e-3), f"{run}: epoch {ra['epoch']} {term}"
+        assert ra["cluster"] == pytest.approx(rb["cluster"], abs=1e-9)
 
 
 def test_torchrun_two_processes_match_one_process_and_resume_with_another_count(synthetic_pair, tmp_path):
@@ -111,16 +130,21 @@ def test_torchrun_two_processes_match_one_process_and_resume_with_another_count(
               "--quiet", "--device", "cpu", *sets]
     res = _torchrun(["train", "--method", "sbase", "--out", str(tmp_path / "ddp"), *common])
     assert res.stdout.count('"stage": "uda"') == 1          # one report: rank 0's
-    _model_close(tmp_path / "ddp" / "pretrain" / "checkpoint.pt", ref / "pretrain" / "checkpoint.pt", ("model",))
+    _model_close(tmp_path / "ddp" / "pretrain" / "checkpoint.pt", ref / "pretrain" / "checkpoint.pt", ("model",),
+                 steps=3)
+    pre_d, pre_r = (json.loads((d / "pretrain" / "metrics.jsonl").read_text()) for d in (tmp_path / "ddp", ref))
+    assert pre_d["ce"] == pytest.approx(pre_r["ce"], rel=1e-5) and pre_d["tri"] == pytest.approx(pre_r["tri"], rel=1e-5)
+    assert pre_d["target"]["mAP"] == pytest.approx(pre_r["target"]["mAP"], abs=1e-6)
     _model_close(tmp_path / "ddp" / "sbase" / "checkpoint.pt", ref / "sbase" / "checkpoint.pt")
+    _records_close(tmp_path / "ddp" / "sbase", ref / "sbase")
     summary = json.loads((tmp_path / "ddp" / "sbase" / "summary.json").read_text())
     assert summary["target"]["mAP"] == pytest.approx(ref_res["target"]["mAP"], abs=2e-3)
-    assert summary["cluster"]["num_clusters"] == ref_res["cluster"]["num_clusters"]
     records = [json.loads(x) for x in (tmp_path / "ddp" / "sbase" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [0, 1]          # one writer: no duplicated records
 
     _torchrun(["train", "--method", "sbase", "--resume", "--init", str(ref / "pretrain" / "checkpoint.pt"),
                "--out", str(tmp_path / "cut"), *common])
     _model_close(tmp_path / "cut" / "sbase" / "checkpoint.pt", ref / "sbase" / "checkpoint.pt")
+    _records_close(tmp_path / "cut" / "sbase", ref / "sbase")
     resumed = json.loads((tmp_path / "cut" / "sbase" / "summary.json").read_text())
     assert resumed["target"]["mAP"] == pytest.approx(ref_res["target"]["mAP"], abs=2e-3)
