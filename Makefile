@@ -9,7 +9,7 @@ SEEDS  ?= 0 1 2
 DCDFA_ROWS := sbase,dcdfa,dcdfa_cid,dcdfa_cid_rreid,dcdfa_cid_domain,sbase_dann
 LF2_ROWS   := lf2_base,lf2_nofm,lf2,lf2_dcdfa
 
-.PHONY: setup demo test bench results-dcdfa results-lf2 clean-runs
+.PHONY: setup demo test bench results-dcdfa results-lf2 results-bn clean-runs
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,7 @@ bench: setup
 	$(PY) benchmarks/bench_evaluation.py
 	$(PY) benchmarks/bench_jaccard.py
 	$(PY) benchmarks/bench_step.py
+	$(PY) benchmarks/bench_bn_groups.py
 
 # Rows over seeds on the synthetic pair: one single-threaded process per seed, all seeds at once (on a 2-core
 # machine this beats one 2-thread process after another), then mean ± std over the seeds. Every row of a seed
@@ -43,6 +44,26 @@ results-dcdfa results-lf2: setup
 	    --set seed=$$s --methods $(ROWS) --out runs/seed$$s > runs/seed$$s.$@.log 2>&1 & pids="$$pids $$!"; \
 	done; for p in $$pids; do wait $$p || exit 1; done
 	$(PY) -m reid_uda_lib table $(foreach s,$(SEEDS),runs/seed$(s)) --methods $(ROWS)
+
+# BatchNorm groups on the synthetic pair: direct transfer and SBase with whole-batch BatchNorm vs groups of a
+# quarter of each forward (pretraining: 32 images -> 8; SBase: 32 + 32 -> 16, each group 8 + 8, the papers'
+# 4-GPU share), one single-threaded process per seed, then mean ± std per setting.
+results-bn: setup
+	$(PY) -m reid_uda_lib synthetic --out data/synthetic
+	@mkdir -p runs/bn; pids=""; for s in $(SEEDS); do \
+	  echo "seed $$s: log in runs/bn/seed$$s.log"; \
+	  ( set -e; for v in whole:0:0 quarter:8:16; do \
+	      name=$${v%%:*}; rest=$${v#*:}; pre=$${rest%%:*}; uda=$${rest#*:}; out=runs/bn/$$name/seed$$s; \
+	      OMP_NUM_THREADS=1 $(PY) -m reid_uda_lib pretrain --preset $(PRESET) --source data/synthetic/A \
+	        --target data/synthetic/B --quiet --set seed=$$s --set model.bn_samples=$$pre --out $$out/pretrain \
+	        --resume; \
+	      OMP_NUM_THREADS=1 $(PY) -m reid_uda_lib train --method sbase --preset $(PRESET) --source data/synthetic/A \
+	        --target data/synthetic/B --quiet --set seed=$$s --set model.bn_samples=$$uda \
+	        --init $$out/pretrain/checkpoint.pt --out $$out --resume; \
+	    done ) > runs/bn/seed$$s.log 2>&1 & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || exit 1; done
+	@for v in whole quarter; do echo "model.bn_samples: $$v"; \
+	  $(PY) -m reid_uda_lib table $(foreach s,$(SEEDS),runs/bn/$$v/seed$(s)) --methods sbase; done
 
 clean-runs:
 	rm -rf runs/

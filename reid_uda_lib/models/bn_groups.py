@@ -50,19 +50,20 @@ class _GhostMixin:
             raise ValueError(f"model.bn_samples = {s}: a BatchNorm layer got a batch of {n} images, which is not "
                              f"a multiple of {s}; choose bn_samples dividing the local batch (or 0 = whole batch)")
         self._check_input_dim(x)
-        out = torch.cat([F.batch_norm(c, None, None, self.weight, self.bias, True, 0.0, self.eps)
-                         for c in x.split(s)])                                             # Eq. G1
+        # one fused kernel per group; it also returns the group's mean and 1/sqrt(biased var + eps)
+        parts = [torch.native_batch_norm(c, self.weight, self.bias, None, None, True, 0.0, self.eps)
+                 for c in x.split(s)]                                                      # Eq. G1
         if self.track_running_stats:
-            self._update_running_stats(x.detach(), n // s, s)
-        return out
+            self._update_running_stats([p[1] for p in parts], [p[2] for p in parts], x[:s].numel() // x.shape[1])
+        return torch.cat([p[0] for p in parts])
 
     @torch.no_grad()
-    def _update_running_stats(self, x: torch.Tensor, groups: int, s: int) -> None:
-        """Eq. G2: mean over the groups of each group's mean and unbiased variance."""
-        c = x.shape[1]
-        xg = x.reshape(groups, s, c, -1).transpose(1, 2).reshape(groups, c, -1).float()   # (G, C, s·spatial)
-        mean = xg.mean(dim=2).mean(dim=0)
-        var = xg.var(dim=2, unbiased=True).mean(dim=0)
+    def _update_running_stats(self, means: list, invstds: list, count: int) -> None:
+        """Eq. G2: the mean over the groups of each group's mean and unbiased variance (``count`` values per
+        channel and group)."""
+        mean = torch.stack(means).float().mean(dim=0)
+        biased = (torch.stack(invstds).float().pow(-2) - self.eps)
+        var = (biased * (count / max(count - 1, 1))).mean(dim=0)
         self.num_batches_tracked.add_(1)
         m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
         self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
