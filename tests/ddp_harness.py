@@ -12,6 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from reid_uda_lib.engine import distributed as ddp
+from reid_uda_lib.engine.features import extract_features
+from reid_uda_lib.engine.method_lf2 import level_features
 from reid_uda_lib.engine.methods import get_method
 from reid_uda_lib.engine.uda_step import TARGET_HEAD, UDAParts, train_step
 from reid_uda_lib.losses import MemoryBank
@@ -104,7 +106,20 @@ def run_steps(method_name: str, bn_samples: int, steps: int = 3, n: int = 16) ->
     return {k: {n: t.clone() for n, t in v.items()} for k, v in state.items()}
 
 
-def steps_worker(rank: int, out_dir: str, methods: list) -> None:
-    """Each process writes the states it holds after the steps of each method."""
+def extract_all(items: list) -> dict:
+    """The sharded extractions of the loop (BNNeck features; LF²'s features of every level) on ``items``."""
+    torch.manual_seed(0)
+    cfg = tiny_cfg("lf2")
+    model = build_model(cfg.model, num_classes=N_SOURCE_IDS)
+    fm = get_method("lf2").extra_modules(model, cfg)["fm"]
+    teacher = MeanTeacher(model, 0.9).module
+    levels, bn = level_features(teacher, model, fm, items, cfg, torch.device("cpu"), "fm", progress=False)
+    return {"bn": extract_features(model, items, cfg.data, torch.device("cpu"), progress=False),
+            "levels": torch.stack(levels), "level_bn": bn}
+
+
+def steps_worker(rank: int, out_dir: str, methods: list, items: list) -> None:
+    """Each process writes the states it holds after the steps of each method, and its extracted features."""
     for m in methods:
         torch.save(run_steps(m, bn_samples=0), Path(out_dir) / f"{m}.rank{rank}.pt")
+    torch.save(extract_all(items), Path(out_dir) / f"features.rank{rank}.pt")

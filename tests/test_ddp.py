@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddp_harness import free_port, run_processes, run_steps, steps_worker
+from ddp_harness import extract_all, free_port, run_processes, run_steps, steps_worker
 from reid_uda_lib.data import PKSampler, load_dataset
 from reid_uda_lib.data.samplers import DistributedPKSampler
 from reid_uda_lib.engine import adapt, load_checkpoint, pretrain
@@ -53,12 +53,19 @@ def _states_close(a: dict, b: dict, what: str, rtol=1e-4, atol=1e-5) -> None:
                 assert torch.equal(x, y), f"{what}: {part}.{name}"
 
 
-def test_two_gloo_processes_hold_identical_weights_and_match_one_process_with_bn_groups(tmp_path):
+def test_two_gloo_processes_hold_identical_weights_and_match_one_process_with_bn_groups(synthetic_pair, tmp_path):
     """Three steps of SBase, DCDFA and LF² on 2 processes (local BatchNorm over each process's share): both ranks
     hold bit-identical student, modules, Mean-Net and memory bank, and these equal one process with
-    ``bn_samples`` = the per-process batch (16 images mixed, 8 target-only) within float tolerance."""
+    ``bn_samples`` = the per-process batch (16 images mixed, 8 target-only) within float tolerance. The sharded
+    extractions (BNNeck features, LF²'s level features) of 2 processes equal one process's, in item order."""
     methods = {"sbase": 16, "dcdfa": 16, "lf2": 8}
-    run_processes(steps_worker, 2, str(tmp_path), list(methods), timeout=900)
+    items = load_dataset(synthetic_pair["B"]).train[:21]        # an odd count: shards of 10 and 11
+    run_processes(steps_worker, 2, str(tmp_path), list(methods), items, timeout=900)
+    feats = [torch.load(tmp_path / f"features.rank{r}.pt") for r in range(2)]
+    single = extract_all(items)
+    for key in single:
+        assert torch.equal(feats[0][key], feats[1][key]), key
+        torch.testing.assert_close(feats[0][key], single[key], rtol=1e-5, atol=1e-6, msg=key)
     for m, local in methods.items():
         r0, r1 = (torch.load(tmp_path / f"{m}.rank{r}.pt") for r in range(2))
         for part in r0:
