@@ -63,7 +63,20 @@ def _global_batch(g: torch.Generator, n: int):
 
 def run_steps(method_name: str, bn_samples: int, steps: int = 3, n: int = 16) -> dict:
     """``steps`` UDA steps of ``method_name`` on fixed global batches of n + n images (this process's share
-    under a process group); returns every state a step changes (student, modules, Mean-Net, memory bank)."""
+    under a process group); returns every state a step changes (student, modules, Mean-Net, memory bank).
+
+    Runs on one thread, like each worker process: a 3-step DCDFA run on 1 vs 2 threads differs by ~1e-2 in
+    the weights already in one process (float sums in another order, amplified by its terms), which would
+    hide the comparison this harness makes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run_steps(method_name, bn_samples, steps, n)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_steps(method_name: str, bn_samples: int, steps: int, n: int) -> dict:
     torch.manual_seed(0)
     cfg = tiny_cfg(method_name, **{"model.bn_samples": bn_samples, "data.batch_size": n})
     method = get_method(method_name)
@@ -122,4 +135,5 @@ def steps_worker(rank: int, out_dir: str, methods: list, items: list) -> None:
     """Each process writes the states it holds after the steps of each method, and its extracted features."""
     for m in methods:
         torch.save(run_steps(m, bn_samples=0), Path(out_dir) / f"{m}.rank{rank}.pt")
-    torch.save(extract_all(items), Path(out_dir) / f"features.rank{rank}.pt")
+    if items:
+        torch.save(extract_all(items), Path(out_dir) / f"features.rank{rank}.pt")

@@ -124,11 +124,16 @@ def test_torchrun_two_processes_match_one_process_and_resume_with_another_count(
     cfg = tiny_cfg("sbase", **over)
     src, tgt = load_dataset(synthetic_pair["A"]), load_dataset(synthetic_pair["B"])
     ref = tmp_path / "ref"
-    pretrain(cfg, src, tgt, ref / "pretrain", progress=False)
-    ref_res = adapt(cfg, src, tgt, ref / "pretrain" / "checkpoint.pt", ref / "sbase", progress=False)
-    with pytest.raises(Interrupt):
-        adapt(cfg, src, tgt, ref / "pretrain" / "checkpoint.pt", tmp_path / "cut" / "sbase", progress=False,
-              on_epoch_end=stop_after_first_epoch)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                # as each torchrun process (OMP_NUM_THREADS=1)
+    try:
+        pretrain(cfg, src, tgt, ref / "pretrain", progress=False)
+        ref_res = adapt(cfg, src, tgt, ref / "pretrain" / "checkpoint.pt", ref / "sbase", progress=False)
+        with pytest.raises(Interrupt):
+            adapt(cfg, src, tgt, ref / "pretrain" / "checkpoint.pt", tmp_path / "cut" / "sbase", progress=False,
+                  on_epoch_end=stop_after_first_epoch)
+    finally:
+        torch.set_num_threads(threads)
 
     sets = [x for k, v in {"pretrain.epochs": 1, "pretrain.iters_per_epoch": 3, "uda.epochs": 2,
                            "uda.iters_per_epoch": 3, "data.batch_size": 16, "uda.k1": 8, "uda.k2": 3,
