@@ -73,9 +73,10 @@ def test_two_gloo_processes_hold_identical_weights_and_match_one_process_with_bn
                 assert torch.equal(r0[part][name], r1[part][name]), f"{m}: ranks differ in {part}.{name}"
         single = run_steps(m, bn_samples=local)
         _states_close(r0, single, m)
-        whole = run_steps(m, bn_samples=0)            # whole-batch BatchNorm: measurably different
-        assert (whole["model"]["backbone.conv1.weight"] - single["model"]["backbone.conv1.weight"]).abs().max() \
-            > 100 * (r0["model"]["backbone.conv1.weight"] - single["model"]["backbone.conv1.weight"]).abs().max()
+        if m == "sbase":                              # whole-batch BatchNorm: measurably different
+            whole, key = run_steps(m, bn_samples=0), "backbone.conv1.weight"
+            assert (whole["model"][key] - single["model"][key]).abs().max() \
+                > 100 * (r0["model"][key] - single["model"][key]).abs().max()
 
 
 def _torchrun(args: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
