@@ -30,7 +30,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["GhostBatchNorm1d", "GhostBatchNorm2d", "use_bn_groups", "domain_layout", "invert_layout",
