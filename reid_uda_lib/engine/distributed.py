@@ -1,4 +1,4 @@
-"""Multi-process training with ``torchrun`` (DistributedDataParallel): the process group and the collectives.
+"""Multi-process data-parallel training with ``torchrun``: the process group and the collectives.
 
 Without ``torchrun`` (no ``WORLD_SIZE`` in the environment, no process group) every function here is the
 single-process identity and nothing changes. Under ``torchrun --nproc_per_node=G`` (``nccl`` on GPUs,
@@ -84,7 +84,7 @@ def local_device(device: torch.device) -> torch.device:
 
 
 def _gather_group():
-    """A process group of its own for the feature gathers, so they never interleave with DDP's all-reduces."""
+    """A process group of its own for the output gathers (their backward runs inside the backward pass)."""
     global _GATHER_GROUP
     if _GATHER_GROUP is None:
         _GATHER_GROUP = dist.new_group(backend=dist.get_backend())
@@ -93,7 +93,8 @@ def _gather_group():
 
 class _GatherWithGrad(torch.autograd.Function):
     """All-gather along dim 0 whose backward sums the gradients of every process and returns this process's
-    slice, so DDP's average over processes yields the gradient of the (identical) global loss."""
+    slice, so the average over processes (:func:`average_gradients`) yields the gradient of the (identical)
+    global loss."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
