@@ -17,7 +17,7 @@ empty  :=
 space  := $(empty) $(empty)
 comma  := ,
 
-.PHONY: setup demo test bench ladder clean-runs
+.PHONY: setup demo test bench ladder results-bn clean-runs
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,7 @@ bench: setup
 	$(PY) benchmarks/bench_step.py --methods sbase,dcdfa,lf2 --arch resnet18 --height 128 --width 64 --batch 32 \
 	  --rounds 3 --device $(BENCH_DEVICE)
 	$(PY) benchmarks/bench_throughput.py --steps 3 --loader-batches 10 --device $(BENCH_DEVICE)
+	$(PY) benchmarks/bench_bn_groups.py --rounds 3 --device $(BENCH_DEVICE)
 
 # Every row over the seeds on the synthetic pair: one single-threaded process per seed, JOBS at once (on a
 # 2-core machine this beats one 2-thread process after another); each seed's rows share its pretrained model
@@ -51,6 +52,26 @@ ladder: setup
 	$(PY) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic --quiet \
 	  --seeds $(subst $(space),$(comma),$(strip $(SEEDS))) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS)) \
 	  --out runs/ladder-$(PRESET)
+
+# BatchNorm groups on the synthetic pair: direct transfer and SBase with whole-batch BatchNorm vs groups of a
+# quarter of each forward (pretraining: 32 images -> 8; SBase: 32 + 32 -> 16, each group 8 + 8, the papers'
+# 4-GPU share), one single-threaded process per seed, then mean ± std per setting.
+results-bn: setup
+	$(PY) -m reid_uda_lib synthetic --out data/synthetic
+	@mkdir -p runs/bn; pids=""; for s in $(SEEDS); do \
+	  echo "seed $$s: log in runs/bn/seed$$s.log"; \
+	  ( set -e; for v in whole:0:0 quarter:8:16; do \
+	      name=$${v%%:*}; rest=$${v#*:}; pre=$${rest%%:*}; uda=$${rest#*:}; out=runs/bn/$$name/seed$$s; \
+	      OMP_NUM_THREADS=1 $(PY) -m reid_uda_lib pretrain --preset $(PRESET) --source data/synthetic/A \
+	        --target data/synthetic/B --quiet --set seed=$$s --set model.bn_samples=$$pre --out $$out/pretrain \
+	        --resume; \
+	      OMP_NUM_THREADS=1 $(PY) -m reid_uda_lib train --method sbase --preset $(PRESET) --source data/synthetic/A \
+	        --target data/synthetic/B --quiet --set seed=$$s --set model.bn_samples=$$uda \
+	        --init $$out/pretrain/checkpoint.pt --out $$out --resume; \
+	    done ) > runs/bn/seed$$s.log 2>&1 & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || exit 1; done
+	@for v in whole quarter; do echo "model.bn_samples: $$v"; \
+	  $(PY) -m reid_uda_lib table $(foreach s,$(SEEDS),runs/bn/$$v/seed$(s)) --methods sbase; done
 
 clean-runs:
 	rm -rf runs/

@@ -3,6 +3,9 @@
 Configuration is data: pick a preset and change any field with ``--set section.field=value`` (the same
 dotted names papermill parameters and Python use), e.g. ``--set uda.epochs=3 --set model.arch=resnet50``.
 
+Multi-GPU: ``torchrun --nproc_per_node=G -m reid_uda_lib pretrain|train ...`` (nccl on GPUs, gloo on CPU);
+rank 0 writes and prints (README, "Multi-GPU").
+
 Everything that can be checked is checked before the first step: the whole config, every image the run
 will read (``--verify``), every stage folder (reuse, run identity, lock) and the memory a setting needs.
 The library's own errors print one ``error: ...`` line and exit with code 2 (``--debug``: the traceback).
@@ -215,9 +218,15 @@ def _main(argv: list[str]) -> int:
         return _ladder(args, argv)
     if cmd in ("pretrain", "train"):
         from .engine import adapt, pretrain
-        from .engine.rundir import preflight
+        from .engine.distributed import on_rank0
+        from .engine.rundir import preflight as check_folder
+
+        def preflight(*a):      # under torchrun rank 0 checks (the others' check would race its lock)
+            on_rank0(lambda: check_folder(*a))
+        from .engine.distributed import init_distributed
         from .memory_guard import check_run_memory
         cfg = _cfg(args)
+        init_distributed(cfg.device)                  # torchrun --nproc_per_node=G -m reid_uda_lib ...
         uda_cfg = cfg.override(**{"uda.method": args.method}) if cmd == "train" else cfg
         source = _dataset(args.source, args.data_root, args.verify)
         target = _dataset(args.target, args.data_root, args.verify) if args.target else None
@@ -240,7 +249,9 @@ def _main(argv: list[str]) -> int:
                                 override_identity=ident)["checkpoint"]
             res = adapt(uda_cfg, source, target, init, out / args.method, resume=args.resume,
                         progress=not args.quiet, override_identity=ident)
-        print(json.dumps(res, indent=2))
+        from .engine.distributed import is_main
+        if is_main():                                 # under torchrun: rank 0 reports
+            print(json.dumps(res, indent=2))
         return 0
     if cmd == "evaluate":
         from .engine.evaluate_checkpoint import evaluate_checkpoint

@@ -48,6 +48,10 @@ class ModelConfig:
     arch: str = "resnet18"          # tiny | resnet18 | resnet50
     weights: Optional[str] = None   # None | "imagenet" | path to a local torchvision state_dict file
     last_stride: int = 1
+    # images per BatchNorm group in training ("ghost batch norm", models/bn_groups.py): each run of bn_samples
+    # consecutive images of a forward is normalised with its own statistics, as one GPU's share was in the
+    # papers' DataParallel runs. 0 = the whole local batch (one process: today's BatchNorm).
+    bn_samples: int = 0
 
 
 @dataclass
@@ -285,11 +289,16 @@ def _paper() -> Config:
     # Adam lr 3.5e-4, wd 5e-4; source pretraining 80 epochs with lr x0.1 at 40 and 70;
     # fine-tuning 80 epochs x 400 iterations, EMA momentum 0.999, DBSCAN eps 0.6 / min 4;
     # LF²: k-means with M = 700 per level (Table II's best on D->M; 900 on M->D), r = 4, K = 2.
+    # bn_samples = 32: the BatchNorm statistics of the papers' hardware. SBase / DCDFA follow SpCL's trainer:
+    # 4 GPUs, 64 source + 64 target images per step, each GPU 16 + 16 = 32 (domain_layout gives each group
+    # that mix); LF²: 2 GPUs (sec. IV-B: "two GeForce RTX 2080Ti"), 64 target images -> 32 per GPU.
+    # Pretraining reads the same value: 64 source images in 2 groups of 32 (LF²'s 2 GPUs); SpCL's 4-GPU
+    # source pretraining had 16 per GPU (--set model.bn_samples=16 on `pretrain`).
     return Config(
         preset="paper",
         data=DataConfig(height=256, width=128, num_instances=4, batch_size=64, num_workers=4, pad=10,
                         test_batch_size=256),
-        model=ModelConfig(arch="resnet50", weights="imagenet"),
+        model=ModelConfig(arch="resnet50", weights="imagenet", bn_samples=32),
         pretrain=PretrainConfig(epochs=80, iters_per_epoch=200, eval_every=10),
         uda=UDAConfig(epochs=80, iters_per_epoch=400, k1=30, k2=6, ema_momentum=0.999, eval_every=5),
         optim=OptimConfig(lr=3.5e-4, weight_decay=5e-4, milestones=(40, 70), gamma=0.1),

@@ -49,6 +49,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], Any]] = {
     "data.flip_p": _prob(), "data.random_erasing_p": _prob(), "data.pretrain_random_erasing_p": _prob(),
     "model.arch": (lambda v: v in _archs(), _archs),
     "model.last_stride": (lambda v: v in (1, 2), "1 or 2"),
+    "model.bn_samples": _ge(0),
     "loss.label_smoothing": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     "loss.triplet_margin": _ge(0), "loss.memory_momentum": _prob(), "loss.memory_scale": (lambda v: v > 0, "> 0"),
     "loss.memory_margin": _ge(0), "loss.w_ce": _ge(0), "loss.w_triplet": _ge(0), "loss.w_memory": _ge(0),
@@ -126,6 +127,11 @@ def validate_config(cfg: Any) -> Any:
         bs, k = values.get("data.batch_size"), values.get("data.num_instances")
         if bs and k and bs % k:
             problems.append(f"data.batch_size ({bs}) must be a multiple of data.num_instances ({k})")
+        elif values.get("model.bn_samples") and bs % values["model.bn_samples"] \
+                and (2 * bs) % values["model.bn_samples"]:
+            problems.append(f"model.bn_samples ({values['model.bn_samples']}) must divide the images of one "
+                            f"forward: data.batch_size ({bs}; pretraining, target-only methods) or the mixed "
+                            f"batch 2 x {bs} (source + target)")
         elif values.get("uda.cluster") == "kmeans" and values["uda.n_clusters"] < bs // k:
             problems.append(f"uda.n_clusters ({values['uda.n_clusters']}) must be at least the identities per "
                             f"batch P = data.batch_size // data.num_instances = {bs // k}: a PK batch draws P "

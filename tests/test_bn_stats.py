@@ -67,3 +67,14 @@ def test_uda_with_target_bn_resumes_exactly_and_changes_the_labels(tiny_pretrain
     # the same run without target statistics clusters other features: the switch reaches the clustering
     plain = adapt(tiny_cfg("sbase"), src, tgt, init, tmp_path / "plain", progress=False)
     assert plain["target"] != full["target"]
+
+
+def test_refresh_ignores_batchnorm_groups(tmp_path):
+    """With model.bn_samples the layers keep their groups for training; the refresh averages the whole set."""
+    from reid_uda_lib.models.bn_groups import use_bn_groups
+    plain, grouped = nn.BatchNorm2d(3), use_bn_groups(nn.Sequential(nn.BatchNorm2d(3)), 2)
+    cfg = DataConfig(height=16, width=8, test_batch_size=3)     # 3 images: not a multiple of the groups of 2
+    for net in (plain, grouped):
+        refresh_bn_stats(net, _items(tmp_path), cfg, torch.device("cpu"), progress=False)
+    assert torch.allclose(plain.running_mean, grouped[0].running_mean)
+    assert torch.allclose(plain.running_var, grouped[0].running_var) and grouped[0].bn_samples == 2

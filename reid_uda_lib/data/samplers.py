@@ -1,4 +1,5 @@
-"""The PK sampler: batches of P identities × K images each (for batch-hard triplet losses)."""
+"""The PK sampler: batches of P identities × K images each (for batch-hard triplet losses), and its distributed
+version: each process takes its contiguous share of the same batches."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-__all__ = ["PKSampler"]
+__all__ = ["PKSampler", "DistributedPKSampler"]
 
 
 class PKSampler(Sampler[int]):
@@ -110,3 +111,42 @@ class PKSampler(Sampler[int]):
                 take = (cursor[ident] + np.arange(k)) % len(q)  # cyclic: repeats only if len(q) < K
                 cursor[ident] += k
                 yield from q[take].tolist()
+
+
+class DistributedPKSampler(Sampler):
+    """The share of process ``rank`` (of ``world_size``) of every batch of a PK-batched sampler.
+
+    ``sampler`` yields global batches of ``batch_size`` consecutive items (a :class:`PKSampler`, or a wrapper
+    that yields ``(index, seed)`` pairs in the same order); process r gets items ``[r·b, (r+1)·b)`` of each
+    batch, ``b = batch_size / world_size``. The global batches -- hence the order, the augmentations and the
+    effective batch -- are exactly the single-process ones, whatever the number of processes; deterministic per
+    ``(seed, epoch)`` (``set_epoch`` is forwarded). ``b`` must be a multiple of K (``num_instances``) so that every
+    identity's K images stay together in one process.
+
+    Use with ``DataLoader(batch_size=batch_size // world_size, sampler=..., drop_last=True)``.
+    """
+
+    def __init__(self, sampler, batch_size: int, num_instances: int, world_size: int, rank: int):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"DistributedPKSampler: rank {rank} is not in [0, world_size={world_size})")
+        if batch_size % (world_size * num_instances):
+            raise ValueError(
+                f"data.batch_size ({batch_size}) must be a multiple of (number of processes {world_size}) x "
+                f"(data.num_instances {num_instances}) = {world_size * num_instances}: each process takes "
+                f"batch_size / {world_size} images of every PK batch and must hold whole identities")
+        self.sampler = sampler
+        self.batch_size = int(batch_size)
+        self.local = self.batch_size // world_size
+        self.world_size, self.rank = int(world_size), int(rank)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.world_size
+
+    def __iter__(self):
+        lo, hi = self.rank * self.local, (self.rank + 1) * self.local
+        for pos, item in enumerate(self.sampler):
+            if lo <= pos % self.batch_size < hi:
+                yield item

@@ -42,8 +42,11 @@ def refresh_bn_stats(net: nn.Module, items: Sequence[tuple], cfg: DataConfig, de
         raise ValueError("refresh_bn_stats: no target images to estimate the BatchNorm statistics from")
     was_training = net.training
     momenta = [m.momentum for m in layers]
+    groups = [getattr(m, "bn_samples", None) for m in layers]   # BatchNorm groups (models/bn_groups.py)
     net.eval()
     for m in layers:
+        if getattr(m, "bn_samples", None) is not None:
+            m.bn_samples = 0               # statistics of the whole set, not of training groups
         m.reset_running_stats()
         m.momentum = None                  # cumulative average over the batches
         m.train()
@@ -51,7 +54,9 @@ def refresh_bn_stats(net: nn.Module, items: Sequence[tuple], cfg: DataConfig, de
         for img, *_ in tqdm(test_loader(items, cfg), desc=desc, leave=False, disable=not progress):
             net(img.to(device))
     finally:
-        for m, mom in zip(layers, momenta):
+        for m, mom, g in zip(layers, momenta, groups):
             m.momentum = mom
+            if g is not None:
+                m.bn_samples = g
         net.train(was_training)
     return len(layers)

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from ..config import DataConfig
 from ..evaluation import evaluate, pairwise_distance, re_ranking
+from . import distributed as ddp
 from .loaders import test_loader
 
 
@@ -19,17 +20,24 @@ def extract_features(model: torch.nn.Module, items: Sequence[tuple], cfg: DataCo
                      progress: bool = True) -> torch.Tensor:
     """L2-normalised features ``out[key]`` of every item, in item order, on ``device``.
 
-    The model is put in eval mode for the pass and restored to its previous mode afterwards.
+    The model is put in eval mode for the pass and restored to its previous mode afterwards. Under torchrun
+    each process extracts a contiguous shard of ``items`` and every process gets all the features.
     """
     was_training = model.training
     model.eval()
     feats = []
+    start, stop = ddp.shard_bounds(len(items))
     try:
-        for img, *_ in tqdm(test_loader(items, cfg), desc=desc, leave=False, disable=not progress):
-            feats.append(model(img.to(device))[key].float())
+        shard = list(items)[start:stop]
+        if shard or not ddp.is_distributed():
+            for img, *_ in tqdm(test_loader(shard, cfg), desc=desc, leave=False,
+                                disable=not progress or not ddp.is_main()):
+                feats.append(model(img.to(device))[key].float())
+        else:       # an empty shard (fewer items than processes): the feature width from one image
+            feats.append(model(test_loader(list(items)[:1], cfg).dataset[0][0][None].to(device))[key].float()[:0])
     finally:
         model.train(was_training)
-    return F.normalize(torch.cat(feats), dim=1)
+    return F.normalize(ddp.gather_shards(torch.cat(feats), len(items)), dim=1)
 
 
 def evaluate_model(model: torch.nn.Module, query: Sequence[tuple], gallery: Sequence[tuple],

@@ -9,6 +9,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import DataConfig
 from ..data import ImageDataset, PKSampler, build_transforms
+from ..data.samplers import DistributedPKSampler
+from . import distributed as ddp
 
 
 class SeededSampler(Sampler):
@@ -59,13 +61,18 @@ def train_loader(items: Sequence[tuple], cfg: DataConfig, seed: int, random_eras
 
     Call ``loader.sampler.set_epoch(epoch)`` before each epoch: the order and the augmentations then depend
     on (seed, epoch) only -- not on ``cfg.num_workers`` --, which is what makes resumed runs identical to
-    uninterrupted ones.
+    uninterrupted ones. Under torchrun each process loads its share ``batch_size / G`` of the same global
+    batches (:class:`~reid_uda_lib.data.samplers.DistributedPKSampler`).
     """
     transform = build_transforms(cfg.height, cfg.width, train=True, pad=cfg.pad, flip_p=cfg.flip_p,
                                  random_erasing_p=random_erasing_p)
     sampler = SeededSampler(PKSampler([pid for _, pid, _ in items], num_instances=cfg.num_instances,
                                       batch_size=cfg.batch_size, num_batches=num_batches, seed=seed))
-    return DataLoader(SeededImages(ImageDataset(list(items), transform)), batch_size=cfg.batch_size, sampler=sampler,
+    batch = cfg.batch_size
+    if ddp.is_distributed():
+        sampler = DistributedPKSampler(sampler, cfg.batch_size, cfg.num_instances, ddp.world_size(), ddp.rank())
+        batch = sampler.local
+    return DataLoader(SeededImages(ImageDataset(list(items), transform)), batch_size=batch, sampler=sampler,
                       num_workers=cfg.num_workers, drop_last=True,
                       persistent_workers=False, pin_memory=False)
 

@@ -130,12 +130,14 @@ class UDAMethod:
         """The epoch's label sets. Default: one level, the Mean-Net's BNNeck features clustered with the
         ``uda`` settings (DBSCAN on the Jaccard distance, or k-means)."""
         from ..cluster import pseudo_labels
+        from .distributed import on_rank0
         from .features import extract_features
         cfg, u = ctx.cfg, ctx.cfg.uda
         feats = extract_features(ctx.eval_net, ctx.items, cfg.data, ctx.device, desc="target features",
                                  progress=ctx.progress)
-        labels = pseudo_labels(feats, method=u.cluster, eps=u.eps, min_samples=u.min_samples, k1=u.k1, k2=u.k2,
-                               n_clusters=u.n_clusters, seed=cfg.seed)
+        # under torchrun: rank 0 clusters, every process gets its labels
+        labels = on_rank0(lambda: pseudo_labels(feats, method=u.cluster, eps=u.eps, min_samples=u.min_samples,
+                                                k1=u.k1, k2=u.k2, n_clusters=u.n_clusters, seed=cfg.seed))
         return LabelSets([np.asarray(labels)], feats)
 
     def test_net(self, eval_net: nn.Module, eval_modules: nn.ModuleDict, cfg: Any) -> tuple[nn.Module, str]:

@@ -49,6 +49,7 @@ from ..cluster.multilevel import cluster_levels, level_n_clusters
 from ..losses import batch_hard_triplet, softmax_triplet
 from ..losses.lf2 import fusion_loss, lf2_cls_loss, lf2_total
 from ..models.lf2 import FM_MODES, ConcatFeatureNet, Experts, FusionModule, part_features
+from .distributed import gather_shards, on_rank0, shard_bounds, world_size
 from .loaders import test_loader
 from .method_base import ClusterContext, EpochContext, LabelSets, StepContext, UDAMethod
 from .method_dcdfa import DCDFAMethod
@@ -73,14 +74,17 @@ def level_features(teacher: nn.Module, student: nn.Module, fm: nn.Module | None,
                    fusion: str, progress: bool = True) -> tuple[list[torch.Tensor], torch.Tensor]:
     """One pass over ``items``: the clustering features of every level, ``[φ^P0, φ^P1, ..., φ^PK]`` (each
     (N, C), L2-normalised; only φ^P0 when ``fusion == "none"``), and the teacher's L2-normalised BNNeck
-    features (N, C) for the target-head centroids. The student runs in eval mode (restored afterwards)."""
+    features (N, C) for the target-head centroids. The student runs in eval mode (restored afterwards).
+    Under torchrun each process extracts a contiguous shard and every process gets all the features."""
     k = cfg.lf2.num_parts
     was = student.training
     student.eval()
     levels: list[list[torch.Tensor]] = [[] for _ in range(1 + (k if fusion != "none" else 0))]
     bns = []
+    n = len(items)
+    start, stop = shard_bounds(n) if n >= world_size() else (0, n)     # under torchrun: this process's shard
     try:
-        for img, *_ in tqdm(test_loader(items, cfg.data), desc="LF² level features", leave=False,
+        for img, *_ in tqdm(test_loader(list(items)[start:stop], cfg.data), desc="LF² level features", leave=False,
                             disable=not progress):
             img = img.to(device)
             t = teacher(img)
@@ -97,7 +101,11 @@ def level_features(teacher: nn.Module, student: nn.Module, fm: nn.Module | None,
     finally:
         student.train(was)
     norm = torch.nn.functional.normalize
-    return [norm(torch.cat(v), dim=1) for v in levels], norm(torch.cat(bns), dim=1)
+
+    def joined(parts):      # every process's shard, in item order
+        local = torch.cat(parts)
+        return gather_shards(local, n) if stop - start < n else local
+    return [norm(joined(v), dim=1) for v in levels], norm(joined(bns), dim=1)
 
 
 @dataclass(frozen=True)
@@ -144,9 +152,9 @@ class LF2Method(UDAMethod):
         feats, bn = level_features(ctx.eval_net, ctx.model, ctx.modules["fm"] if self.fusion == "fm" else None,
                                    ctx.items, cfg, ctx.device, self.fusion, ctx.progress)
         ks = level_n_clusters(lf.n_clusters, lf.num_parts + 1)[:len(feats)]
-        labels = cluster_levels(feats, method=lf.cluster, n_clusters=ks, seed=cfg.seed,
-                                **({} if lf.cluster == "kmeans" else
-                                   {"eps": u.eps, "min_samples": u.min_samples, "k1": u.k1, "k2": u.k2}))
+        labels = on_rank0(lambda: cluster_levels(      # under torchrun: rank 0 clusters, the others get its labels
+            feats, method=lf.cluster, n_clusters=ks, seed=cfg.seed,
+            **({} if lf.cluster == "kmeans" else {"eps": u.eps, "min_samples": u.min_samples, "k1": u.k1, "k2": u.k2})))
         return LabelSets([np.asarray(v) for v in labels], bn, [f"P{j}" for j in range(len(feats))])
 
     def extra_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:

@@ -15,6 +15,7 @@ from ..data import ReidDataset
 from ..data.check import require_role
 from ..models import build_model
 from ..utils import resolve_device, seed_everything
+from . import distributed as ddp
 from .checkpoint import rng_state
 from .common import (RunningMean, build_optimizer, build_scheduler, check_finite, supervised_terms)
 from .features import evaluate_model
@@ -41,7 +42,12 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint is written.
     Reusing ``out_dir`` checks the run identity first (settings, data); ``override_identity=True`` accepts
     a checkpoint made with other ones.
+
+    Under ``torchrun`` the processes share each global batch (:mod:`reid_uda_lib.engine.distributed`); only
+    rank 0 writes. ``model.bn_samples`` sets the BatchNorm groups (:mod:`reid_uda_lib.models.bn_groups`).
     """
+    ddp.init_distributed(cfg.device)
+    progress = progress and ddp.is_main()
     require_role(source, "source")
     if source.query:  # evaluated in-domain at the end
         require_role(source, "evaluation", cfg.evaluation.cross_camera_only)
@@ -50,8 +56,9 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     seed_everything(cfg.seed, cfg.deterministic)
     run = RunDir(out_dir, "pretrain", cfg, resume, datasets={"source": source, "target": target},
                  override_identity=override_identity, init=init)
-    device = resolve_device(cfg.device)
+    device = ddp.local_device(resolve_device(cfg.device))
     model = build_model(cfg.model, num_classes=source.num_train_pids).to(device)
+    ddp.setup_bn_groups(cfg.model.bn_samples, cfg.data.batch_size, model)
     if init is not None and run.resume_state is None:
         load_init_weights(model, init, cfg, source.train, device, progress=progress)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
@@ -60,6 +67,7 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     loader = train_loader(source.train, cfg.data, seed=cfg.seed,
                           random_erasing_p=cfg.data.pretrain_random_erasing_p, num_batches=n_batches)
     step = run.restore(model=model, optimizer=optimizer, scheduler=scheduler)
+    ddp.broadcast_state(model)                  # under torchrun: every process starts from rank 0's weights
 
     epochs = cfg.pretrain.epochs
 
@@ -81,12 +89,16 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         bar = tqdm(loader, desc=f"pretrain {epoch + 1}/{epochs}", leave=False, disable=not progress)
         for it, batch in enumerate(bar):
             img, pid, _, _ = to_device(batch, device)
-            terms = supervised_terms(model(img), pid, "source", cfg.loss, prefix="")
+            # under torchrun: the outputs and labels of the global batch (every process the same loss)
+            terms = supervised_terms(ddp.gather_outputs(model(img)), ddp.gather_tensor(pid), "source", cfg.loss,
+                                     prefix="")
             check_finite(terms, "pretrain", epoch, it, step, str(run.checkpoint))
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            ddp.average_gradients(model.parameters())      # under torchrun: the data-parallel all-reduce
             optimizer.step()
+            ddp.average_bn_statistics(model)
             step += 1
             meter.add(terms)
             bar.set_postfix({k: f"{v:.3f}" for k, v in meter.means().items()})

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Optional
 from ..config import Config
 from .checkpoint import (CheckpointError, atomic_write_text, check_model_config, load_checkpoint,
                          remove_orphan_temp_files, save_checkpoint, set_rng_state)
+from . import distributed as ddp
 from .identity import check_identity, run_identity
 from .lock import RunLock
 from .runlog import MetricsLog, _clean, format_record
@@ -37,6 +38,9 @@ class RunDir:
         ``datasets`` (``{"source": ds, "target": ds}``) enter the run identity; a checkpoint made with
         another identity is refused unless ``override_identity``. ``init``: the checkpoint the stage starts
         from (the oracle's source-pretrained model), also part of the identity.
+
+        Under torchrun only rank 0 opens the folder (checks, lock, log, config) and writes; the other processes
+        get its verdict (or its error), read the checkpoint to resume and write nothing.
         """
         from ..config_validate import validate_config
         validate_config(cfg)
@@ -48,13 +52,24 @@ class RunDir:
         self.resume_state: dict[str, Any] | None = None
         self.pending: dict[str, Any] | None = None
         self.trained = False
+        self.writer = ddp.is_main()
+        self.log: Optional[MetricsLog] = None           # rank 0's, made in _open
+        self.lock: Optional[RunLock] = None
+        resumed, self.pending = ddp.on_rank0(lambda: self._open(resume, override_identity))
+        if not self.writer and resumed:
+            self.resume_state = load_checkpoint(self.checkpoint, kind=stage)
+        self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0
+
+    def _open(self, resume: bool | str, override_identity: bool) -> tuple[bool, Optional[dict]]:
+        """Check the folder, take the lock, prepare the log (rank 0); returns (resuming?, pending record)."""
         if self.root.exists() and not self.root.is_dir():
             raise NotADirectoryError(f"run directory {self.root} exists and is not a folder")
         self.root.mkdir(parents=True, exist_ok=True)
         self.lock = RunLock(self.root).acquire()
         try:
             self.log = MetricsLog(self.root / "metrics.jsonl")
-            self.resume_state = check_reuse(self.root, stage, cfg, resume, self.identity, override_identity)
+            self.resume_state = check_reuse(self.root, self.stage, self.cfg, resume, self.identity,
+                                            override_identity)
             if self.resume_state is None and resume is True:
                 warnings.warn(f"--resume given but {self.checkpoint} does not exist yet: starting from epoch 0")
             self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0
@@ -68,11 +83,13 @@ class RunDir:
         remove_orphan_temp_files(self.checkpoint)
         self.log.truncate(self.stage, self.start_epoch, records)
         saved = (self.resume_state or {}).get("record")
-        if saved is not None and not any(r.get("stage") == stage and r.get("epoch") == saved.get("epoch")
+        pending = None
+        if saved is not None and not any(r.get("stage") == self.stage and r.get("epoch") == saved.get("epoch")
                                          for r in records):
-            self.pending = dict(saved)           # checkpoint written, evaluation/log of that epoch not done
+            pending = dict(saved)           # checkpoint written, evaluation/log of that epoch not done
         if self.resume_state is None:           # a resumed run's config.json changes with its next checkpoint
-            atomic_write_text(self.root / "config.json", cfg.to_json())
+            atomic_write_text(self.root / "config.json", self.cfg.to_json())
+        return self.resume_state is not None, pending
 
     def restore(self, **components: Any) -> int:
         """Load each ``name=obj`` (anything with ``load_state_dict``) from the resumed checkpoint, restore the
@@ -92,12 +109,14 @@ class RunDir:
 
     def save(self, state: dict[str, Any], record: Optional[dict] = None) -> None:
         """Write the checkpoint atomically with the run identity (and the epoch's record, not yet logged)."""
+        self.trained = True
+        if not self.writer:
+            return
         # plain JSON types only, so the checkpoint still loads with weights_only=True
         extra = {"record": json.loads(json.dumps(_clean(record), default=float))} if record is not None else {}
         save_checkpoint(self.checkpoint, {"kind": self.stage, "config": self.cfg.to_dict(),
                                           "identity": self.identity, **extra, **state})
         atomic_write_text(self.root / "config.json", self.cfg.to_json())   # describes the checkpoint
-        self.trained = True
 
     def end_epoch(self, state: dict[str, Any], record: dict, evaluate: Callable[[int], dict]) -> dict:
         """Checkpoint first, then ``evaluate(epoch)`` (merged into ``record``), then log and print it.
@@ -117,9 +136,10 @@ class RunDir:
 
     def _log(self, record: dict, evaluate: Callable[[int], dict]) -> dict:
         record.update(evaluate(int(record["epoch"])))
-        self.log.write(record)
         self.trained = True
-        print(format_record(record), flush=True)
+        if self.writer:
+            self.log.write(record)
+            print(format_record(record), flush=True)
         return record
 
     def _resume_line(self) -> str:
@@ -134,7 +154,9 @@ class RunDir:
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         """Write ``summary.json`` and the curves (unchanged files are not rewritten), release the lock; say
-        "trained <run>" when this call trained it from scratch."""
+        "trained <run>" when this call trained it from scratch. Only rank 0 writes."""
+        if not self.writer:
+            return summary
         if self.resume_state is None:
             print(f"trained {self.root} (preset {self.cfg.preset}, seed {self.cfg.seed})", flush=True)
         try:
@@ -151,7 +173,12 @@ class RunDir:
         return summary
 
     def last_record(self) -> dict:
-        """The last logged record of this stage ({} when none)."""
+        """The last logged record of this stage ({} when none; rank 0's under torchrun)."""
+        if ddp.is_distributed():
+            return ddp.on_rank0(self._last_record)
+        return self._last_record()
+
+    def _last_record(self) -> dict:
         records = [r for r in self.log.read() if r.get("stage") == self.stage]
         return records[-1] if records else {}
 

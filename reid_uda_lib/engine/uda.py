@@ -14,6 +14,11 @@ Every epoch:
    every level; update the Mean-Net (EMA) and the memory bank after each step;
 5. write an atomic checkpoint, then evaluate the Mean-Net on the target query/gallery (on the method's
    ``test_net`` feature).
+
+Under ``torchrun`` (:mod:`reid_uda_lib.engine.distributed`): features are extracted in shards, rank 0
+clusters and broadcasts the labels, every process builds the same target head, each process trains on its
+share of the global batch (the losses on the gathered global batch, gradients averaged), and only rank 0
+writes. ``model.bn_samples`` sets the BatchNorm groups (:mod:`reid_uda_lib.models.bn_groups`).
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from ..losses import MemoryBank
 from ..memory_guard import check_run_memory
 from ..models import MeanTeacher, build_model
 from ..utils import resolve_device, seed_everything
+from . import distributed as ddp
 from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state
 from .common import RunningMean, build_optimizer, check_finite
 from .features import evaluate_model, extract_features
@@ -55,6 +61,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     ``init_checkpoint`` is a pretraining (or earlier UDA) checkpoint; it is ignored when resuming a run
     from ``<out_dir>/checkpoint.pt``. Returns the summary (final target metrics, last label quality).
     """
+    ddp.init_distributed(cfg.device)
+    progress = progress and ddp.is_main()
     require_role(source, "source")
     require_role(target, "target", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
@@ -62,7 +70,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     check_run_memory(cfg, target)
     run = RunDir(out_dir, "uda", cfg, resume, datasets={"source": source, "target": target},
                  override_identity=override_identity)
-    device = resolve_device(cfg.device)
+    device = ddp.local_device(resolve_device(cfg.device))
     n_src = source.num_train_pids
 
     model = build_model(cfg.model, num_classes=n_src).to(device)
@@ -74,6 +82,9 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         check_model_config(init, cfg.to_dict()["model"], init_checkpoint)
         _load_weights(model, init["model"], init_checkpoint, n_src)
     extra = method.extra_modules(model, cfg).to(device)
+    bs = cfg.data.batch_size
+    bn_samples = ddp.setup_bn_groups(cfg.model.bn_samples, 2 * bs if method.source_batches else bs, model, extra,
+                                     n_source=bs if method.source_batches else 0)
     mean_net = MeanTeacher(model, momentum=cfg.uda.ema_momentum) if method.mean_net else None
     # the Mean-Net averages the method's modules too (DCDFA's "b only" evaluation needs the mean attention)
     has_extra = len(extra.state_dict()) > 0     # sbase & co. have none: their checkpoints keep the old layout
@@ -85,10 +96,11 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), cfg.optim)
     eval_net = mean_net.module if mean_net is not None else model
     eval_extra = mean_extra.module if mean_extra is not None else extra
-    parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg)
+    parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg, bn_samples=bn_samples)
 
     step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, mean_extra=mean_extra,
                        memory=memory)
+    ddp.broadcast_state(model, extra)               # under torchrun: every process starts from rank 0's weights
     if run.resume_state is None and memory is not None:
         # Source prototypes: the mean feature of each source identity under the initial model.
         feats = extract_features(eval_net, source.train, cfg.data, device, desc="source prototypes",

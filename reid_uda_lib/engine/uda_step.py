@@ -2,6 +2,12 @@
 target-only batch for methods with ``source_batches=False`` (``x_s``/``y_s`` None).
 
 Split from the loop so that ``benchmarks/bench_step.py`` times exactly the step the loop runs.
+
+BatchNorm groups (``model.bn_samples``, :mod:`reid_uda_lib.models.bn_groups`): a mixed batch goes through the
+network in the layout of :func:`~reid_uda_lib.models.bn_groups.domain_layout` (each group the same source /
+target mix) and its outputs are put back in [source; target] order. Under torchrun each process runs its
+share and the outputs of the global batch are gathered (:mod:`reid_uda_lib.engine.distributed`) before any
+loss is computed, so the terms are those of the global batch.
 """
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from torch import nn
 
 from ..losses import MemoryBank
 from ..models import MeanTeacher
+from ..models.bn_groups import apply_layout, domain_layout, invert_layout, layout_groups
+from . import distributed as ddp
 from .common import supervised_terms
 from .method_base import StepContext, UDAMethod
 
@@ -31,6 +39,7 @@ class UDAParts:
     mean_extra: Optional[MeanTeacher]
     cfg: Any
     labels: Optional[torch.Tensor] = None   # (L, N_target) labels of every level, set by the loop each epoch
+    bn_samples: int = 0                     # images per BatchNorm group of this process's forward (0: all)
 
 
 def split_outputs(out: dict, n: int) -> tuple[dict, dict]:
@@ -40,6 +49,24 @@ def split_outputs(out: dict, n: int) -> tuple[dict, dict]:
     return part(out, slice(0, n)), part(out, slice(n, None))
 
 
+def forward_batch(p: UDAParts, x_s: Optional[torch.Tensor], x_t: torch.Tensor) -> tuple[Optional[dict], dict]:
+    """``(out_s, out_t)`` of one forward of this process's images, in the BatchNorm-group layout, gathered over
+    the processes under torchrun (outputs of the global batch, in [source; target] order)."""
+    net = p.model
+    if x_s is None:
+        return None, ddp.gather_outputs(net(x_t))
+    n_s, n_t = len(x_s), len(x_t)
+    groups = layout_groups(n_s, n_t, p.bn_samples)
+    if groups == 1 and not ddp.is_distributed():            # today's plain concatenation
+        return split_outputs(net(torch.cat([x_s, x_t])), n_s)
+    out = ddp.gather_outputs(net(torch.cat([x_s, x_t])[domain_layout(n_s, n_t, groups).to(x_s.device)]))
+    # process r's share holds source chunk r and target chunk r of the global batch: the gathered rows are
+    # the global batch in the layout of groups x processes
+    w = ddp.world_size()
+    back = invert_layout(domain_layout(n_s * w, n_t * w, groups * w))
+    return split_outputs(apply_layout(out, back), n_s * w)
+
+
 def compute_terms(p: UDAParts, x_s: Optional[torch.Tensor], y_s: Optional[torch.Tensor], x_t: torch.Tensor,
                   y_t: torch.Tensor, step: int = 0, epoch: int = 0, idx_t: Optional[torch.Tensor] = None
                   ) -> tuple[dict[str, torch.Tensor], Optional[dict], dict]:
@@ -47,13 +74,12 @@ def compute_terms(p: UDAParts, x_s: Optional[torch.Tensor], y_s: Optional[torch.
 
     The shared terms come first (L_BReID on both domains: CE-LS + triplet; the memory-bank loss when the
     method has one; none when ``method.shared_terms`` is False), then the method's ``extra_terms``. Both
-    domains go through one concatenated forward; a target-only batch (``x_s`` None) through one forward too.
+    domains go through one concatenated forward; a target-only batch (``x_s`` None) through one forward too
+    (:func:`forward_batch`). Under torchrun the outputs, labels and images are those of the global batch.
     """
     cfg = p.cfg
-    if x_s is None:
-        out_s, out_t = None, p.model(x_t)
-    else:
-        out_s, out_t = split_outputs(p.model(torch.cat([x_s, x_t])), len(x_s))
+    out_s, out_t = forward_batch(p, x_s, x_t)
+    y_s, y_t, idx_t, x_t = (ddp.gather_tensor(v) for v in (y_s, y_t, idx_t, x_t))
     terms: dict[str, torch.Tensor] = {}
     if p.method.shared_terms:
         terms.update(supervised_terms(out_s, y_s, "source", cfg.loss, prefix="s_"))
@@ -79,7 +105,10 @@ def train_step(p: UDAParts, x_s: torch.Tensor, y_s: torch.Tensor, x_t: torch.Ten
         check(terms)
     p.optimizer.zero_grad(set_to_none=True)
     sum(terms.values()).backward()
+    ddp.average_gradients([*p.model.parameters(), *p.extra.parameters()])     # under torchrun
     p.optimizer.step()
+    ddp.average_bn_statistics(p.model, p.extra)
+    y_s, idx_t = ddp.gather_tensor(y_s), ddp.gather_tensor(idx_t)
     if p.mean_net is not None:
         p.mean_net.update(p.model)
     if p.mean_extra is not None:
