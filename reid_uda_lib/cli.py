@@ -147,11 +147,11 @@ def _command(argv: list[str]) -> str:
 def _ladder(args, argv: list[str]) -> int:
     """The ``ladder`` subcommand: the rows × seeds, then the table (also in OUT/results.md)."""
     from .ladder import LadderError, parse_rows, parse_seeds, run_ladder
+    from .ladder.rows import methods_of
     cfg = _cfg(args)                                  # config, rows and seeds checked before any data work
     rows, seeds = parse_rows(args.rows), parse_seeds(args.seeds)
-    for r in rows:
-        if r not in ("oracle", "direct"):
-            cfg.override(**{"uda.method": r})
+    for r in methods_of(rows):
+        cfg.override(**{"uda.method": r})
     if (args.source is None) != (args.target is None):
         raise ValueError("give both --source and --target, or neither (then the default synthetic pair is used)")
     if args.source is None:

@@ -46,7 +46,8 @@ def run_pipeline(cfg: Config, source_dir: str | Path, target_dir: str | Path, ou
 
     out = Path(out_dir)
     methods = list(methods)
-    rows_asked = parse_rows(["direct", *methods] + (["oracle"] if oracle else []))
+    rows_asked = parse_rows(["direct", *(["direct_bn"] if cfg.uda.target_bn else []), *methods]
+                            + (["oracle"] if oracle else []))
     source, target = load_dataset(source_dir, verify=verify), load_dataset(target_dir, verify=verify)
     if progress:
         print(source.summary())
@@ -54,6 +55,8 @@ def run_pipeline(cfg: Config, source_dir: str | Path, target_dir: str | Path, ou
     res = run_seed(cfg, source, target, out, rows_asked, progress=progress, override_identity=override_identity)
     pre = res["direct"]
     rows = [{"row": "direct transfer (source only)", **_metrics(pre["target"])}]
+    if "direct_bn" in res:
+        rows.append({"row": "direct transfer + target BN statistics", **_metrics(res["direct_bn"]["target"])})
     for name in methods:
         r = res[name]
         rows.append({"row": name, **_metrics(r["target"]), "cluster": r["cluster"]})
@@ -88,7 +91,8 @@ def run_demo(preset: str = "cpu", data_dir: str | Path = "data/synthetic", out_d
     from .ladder import run_ladder
 
     cfg = get_preset(preset, **(overrides or {}))
-    rows = ["direct", *methods] + (["oracle"] if oracle else [])
+    # with uda.target_bn the pretrained model with target BN statistics alone is shown too (seconds)
+    rows = ["direct", *(["direct_bn"] if cfg.uda.target_bn else []), *methods] + (["oracle"] if oracle else [])
     domains = generate_synthetic_pair(data_dir, seed=0, progress=progress)
     return run_ladder(cfg, domains["A"], domains["B"], out_dir, seeds=(cfg.seed,), rows=rows, progress=progress,
                       verify=verify, override_identity=override_identity, command=command)

@@ -78,3 +78,18 @@ def test_refresh_ignores_batchnorm_groups(tmp_path):
         refresh_bn_stats(net, _items(tmp_path), cfg, torch.device("cpu"), progress=False)
     assert torch.allclose(plain.running_mean, grouped[0].running_mean)
     assert torch.allclose(plain.running_var, grouped[0].running_var) and grouped[0].bn_samples == 2
+
+
+@pytest.mark.slow
+def test_ladder_direct_bn_row_is_the_pretrained_model_with_target_statistics(tiny_pretrained, tmp_path):
+    import json
+    from reid_uda_lib.engine.evaluate_checkpoint import evaluate_checkpoint
+    from reid_uda_lib.ladder.run import direct_bn_row
+    src, tgt, init = tiny_pretrained
+    summary = direct_bn_row(tiny_cfg("sbase"), init, tgt, tmp_path / "direct_bn", progress=False)
+    assert json.loads((tmp_path / "direct_bn" / "summary.json").read_text()) == summary
+    plain = evaluate_checkpoint(init, tgt, device="cpu", progress=False)
+    assert summary["target"]["target_bn"] and not plain["target_bn"]
+    assert summary["target"]["mAP"] != plain["mAP"]            # other statistics, other features
+    # the checkpoint itself is untouched: evaluating it again gives the plain numbers
+    assert evaluate_checkpoint(init, tgt, device="cpu", progress=False)["mAP"] == plain["mAP"]

@@ -14,10 +14,10 @@ from reid_uda_lib.ladder import (ALL_ROWS, HEADLINE_ROWS, collect, machine_info,
 
 def test_rows_are_checked_and_put_in_table_order():
     assert parse_rows("lf2,sbase,oracle") == ["oracle", "direct", "sbase", "lf2"]      # direct always there
-    assert parse_rows(None)[:3] == ["oracle", "direct", "base"] and "lf2_base" not in parse_rows(None)
-    assert parse_rows(list(HEADLINE_ROWS)) == ["oracle", "direct", "sbase", "dcdfa", "lf2"]
+    assert parse_rows(None)[:4] == ["oracle", "direct", "direct_bn", "base"] and "lf2_base" not in parse_rows(None)
+    assert parse_rows(list(HEADLINE_ROWS)) == ["oracle", "direct", "direct_bn", "sbase", "dcdfa", "lf2"]
     assert parse_rows(",".join(ALL_ROWS)) == list(ALL_ROWS)
-    with pytest.raises(ValueError, match="unknown ladder row\\(s\\) 'sbse'; the rows are: oracle, direct, base"):
+    with pytest.raises(ValueError, match="unknown ladder row\\(s\\) .sbse.; the rows are: oracle, direct, direct_bn, base"):
         parse_rows("sbase,sbse")
     assert parse_seeds("0, 1,2") == [0, 1, 2] and parse_seeds([3]) == [3]
     for bad in ("0,0", "a", "", "-1"):

@@ -2,23 +2,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Sequence
 
 from ..config import Config
 from ..data import ReidDataset
 from ..models import build_model
 from ..utils import resolve_device
+from .bn_stats import refresh_bn_stats
 from .checkpoint import load_checkpoint
 from .features import evaluate_model
 from .methods import METHODS
 
 
 def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = False, device: str = "auto",
-                        progress: bool = True, cross_camera_only: bool | None = None) -> dict:
+                        progress: bool = True, cross_camera_only: bool | None = None,
+                        target_bn: Optional[Sequence[tuple]] = None) -> dict:
     """Rebuild the model from the checkpoint's own config and evaluate it.
 
     A UDA checkpoint is evaluated with its Mean-Net when it has one (the model the papers report), on its
     method's inference feature (``UDAMethod.test_net``). ``cross_camera_only`` defaults to the checkpoint's
-    ``evaluation.cross_camera_only``.
+    ``evaluation.cross_camera_only``. ``target_bn``: images (``(path, pid, cam)`` items, e.g. the target's
+    unlabelled train split) on which the BatchNorm statistics are re-estimated before evaluating (AdaBN,
+    :mod:`reid_uda_lib.engine.bn_stats`): the ladder's "direct transfer + target BN statistics" row.
     """
     state = load_checkpoint(path, kind=("pretrain", "uda"))
     cfg = Config.from_dict(state["config"])
@@ -36,7 +41,9 @@ def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = F
         if len(extra.state_dict()):
             extra.load_state_dict(state["mean_extra"]["module"] if "mean_extra" in state else state["extra"])
         net, key = method.test_net(model, extra.eval(), cfg)
+    if target_bn is not None:
+        refresh_bn_stats(net, target_bn, cfg.data, dev, progress=progress)
     res = evaluate_model(net, dataset.query, dataset.gallery, cfg.data, dev, rerank=rerank, progress=progress,
                          key=key, cross_camera_only=cross_camera_only)
     return {"checkpoint": str(path), "stage": state["kind"], "epoch": state["epoch"], "dataset": dataset.name,
-            "rerank": rerank, **res}
+            "rerank": rerank, "target_bn": target_bn is not None, **res}

@@ -51,6 +51,8 @@ def collect(out_dir: str | Path, seeds: Sequence[int], rows: Sequence[str]) -> l
         summaries = {"direct": _json(folder / "pretrain" / "summary.json")}
         if "oracle" in rows:
             summaries["oracle"] = _json(folder / "oracle" / "summary.json")
+        if "direct_bn" in rows:
+            summaries["direct_bn"] = _json(folder / "direct_bn" / "summary.json")
         for m in methods_of(rows):
             summaries[m] = _json(folder / m / "summary.json")
         dt = _map(summaries["direct"])

@@ -11,19 +11,24 @@ from typing import Iterable, Sequence
 
 #: Every row the ladder can run, in table order: the references, DCDFA Table 1 (Base → SBase), Table 3 and
 #: Table 2 (SBase + DCDFA), the adversarial baseline, then LF² Table II.
-ALL_ROWS: tuple[str, ...] = ("oracle", "direct", "base", "base_mb", "base_meannet", "sbase", "dcdfa_cid",
+ALL_ROWS: tuple[str, ...] = ("oracle", "direct", "direct_bn", "base", "base_mb", "base_meannet", "sbase", "dcdfa_cid",
                              "dcdfa_cid_rreid", "dcdfa_cid_domain", "dcdfa", "sbase_dann", "lf2_base",
                              "lf2_nofm", "lf2", "lf2_dcdfa")
 #: What ``ladder`` runs without ``--rows``: every row but ``lf2_base`` (the LF² baseline row, one more
 #: UDA run per seed; ask for it with ``--rows``).
 DEFAULT_ROWS: tuple[str, ...] = tuple(r for r in ALL_ROWS if r != "lf2_base")
 #: The demo's headline rows (``make demo``).
-HEADLINE_ROWS: tuple[str, ...] = ("oracle", "direct", "sbase", "dcdfa", "lf2")
+HEADLINE_ROWS: tuple[str, ...] = ("oracle", "direct", "direct_bn", "sbase", "dcdfa", "lf2")
 
 REFERENCES = ("oracle", "direct")
+#: Rows that are no UDA training run: the references and ``direct_bn``, the pretrained model evaluated with
+#: BatchNorm statistics re-estimated on the unlabelled target train images (AdaBN; seconds, no training). It
+#: shows how much of a method's gain the target statistics alone give (``uda.target_bn``).
+NOT_METHODS = REFERENCES + ("direct_bn",)
 
 LABELS = {
     "direct": "direct transfer (source only)",
+    "direct_bn": "direct transfer + target BN statistics (AdaBN, no training)",
     "base": "Base (`base`)",
     "base_mb": "Base+MB (`base_mb`)",
     "base_meannet": "Base+Mean-Net (`base_meannet`)",
@@ -76,4 +81,4 @@ def parse_rows(rows: str | Iterable[str] | None, default: Sequence[str] = DEFAUL
 
 def methods_of(rows: Sequence[str]) -> list[str]:
     """The UDA methods among ``rows`` (everything but the two references)."""
-    return [r for r in rows if r not in REFERENCES]
+    return [r for r in rows if r not in NOT_METHODS]

@@ -115,6 +115,8 @@ def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str 
     out = {"direct": pretrain(cfg, source, target, folder / "pretrain", resume="auto", progress=progress,
                               on_epoch_end=clock.start("direct"), override_identity=ident)}
     init = out["direct"]["checkpoint"]
+    if "direct_bn" in rows:
+        out["direct_bn"] = direct_bn_row(cfg, init, target, folder / "direct_bn", progress)
     if "oracle" in rows:
         out["oracle"] = pretrain(oracle_config(cfg, len(target.train)), target, target, folder / "oracle",
                                  resume="auto", progress=progress, on_epoch_end=clock.start("oracle"),
@@ -123,6 +125,19 @@ def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str 
         out[m] = adapt(cfg.override(**{"uda.method": m}), source, target, init, folder / m, resume="auto",
                        progress=progress, on_epoch_end=clock.start(m), override_identity=ident)
     return out
+
+
+def direct_bn_row(cfg: Config, checkpoint: str | Path, target: ReidDataset, folder: Path,
+                  progress: bool = True) -> dict:
+    """The pretrained model with BatchNorm statistics re-estimated on the target train images (AdaBN), evaluated
+    on the target test split; written to ``folder/summary.json`` (recomputed every time: seconds, no training,
+    always consistent with the checkpoint)."""
+    from ..engine.evaluate_checkpoint import evaluate_checkpoint
+    res = evaluate_checkpoint(checkpoint, target, device=cfg.device, progress=progress, target_bn=target.train)
+    summary = {"stage": "direct_bn", "checkpoint": str(checkpoint), "target": res}
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
+    return summary
 
 
 def run_ladder(cfg: Config, source_dir: str | Path, target_dir: str | Path, out_dir: str | Path,
