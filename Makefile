@@ -53,25 +53,13 @@ ladder: setup
 	  --seeds $(subst $(space),$(comma),$(strip $(SEEDS))) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS)) \
 	  --out runs/ladder-$(PRESET)
 
-# BatchNorm groups on the synthetic pair: direct transfer and SBase with whole-batch BatchNorm vs groups of a
-# quarter of each forward (pretraining: 32 images -> 8; SBase: 32 + 32 -> 16, each group 8 + 8, the papers'
-# 4-GPU share), one single-threaded process per seed, then mean ± std per setting.
+# BatchNorm groups on the synthetic pair: direct transfer and SBase with groups of 16 images (pretraining: 2 groups
+# of the 32; SBase: 4 groups of 8 + 8 of the 32 + 32, one paper GPU's share in the 4-GPU SpCL-style trainers),
+# seeds in parallel; compare with the whole-batch rows of `make ladder` (runs/ladder-$(PRESET)/results.md).
 results-bn: setup
-	$(PY) -m reid_uda_lib synthetic --out data/synthetic
-	@mkdir -p runs/bn; pids=""; for s in $(SEEDS); do \
-	  echo "seed $$s: log in runs/bn/seed$$s.log"; \
-	  ( set -e; for v in whole:0:0 quarter:8:16; do \
-	      name=$${v%%:*}; rest=$${v#*:}; pre=$${rest%%:*}; uda=$${rest#*:}; out=runs/bn/$$name/seed$$s; \
-	      OMP_NUM_THREADS=1 $(PY) -m reid_uda_lib pretrain --preset $(PRESET) --source data/synthetic/A \
-	        --target data/synthetic/B --quiet --set seed=$$s --set model.bn_samples=$$pre --out $$out/pretrain \
-	        --resume; \
-	      OMP_NUM_THREADS=1 $(PY) -m reid_uda_lib train --method sbase --preset $(PRESET) --source data/synthetic/A \
-	        --target data/synthetic/B --quiet --set seed=$$s --set model.bn_samples=$$uda \
-	        --init $$out/pretrain/checkpoint.pt --out $$out --resume; \
-	    done ) > runs/bn/seed$$s.log 2>&1 & pids="$$pids $$!"; \
-	done; for p in $$pids; do wait $$p || exit 1; done
-	@for v in whole quarter; do echo "model.bn_samples: $$v"; \
-	  $(PY) -m reid_uda_lib table $(foreach s,$(SEEDS),runs/bn/$$v/seed$(s)) --methods sbase; done
+	$(PY) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic --quiet \
+	  --seeds $(subst $(space),$(comma),$(strip $(SEEDS))) --jobs $(JOBS) --rows direct,sbase \
+	  --set model.bn_samples=16 --out runs/ladder-$(PRESET)-bn16
 
 clean-runs:
 	rm -rf runs/
