@@ -12,6 +12,7 @@ module                 figures
 :mod:`.cam`            Grad-CAM of an embedding model (similarity to a reference embedding)
 :mod:`.attention`      DCDFA's channel attention m(F); LF²'s Fusion Module gates σ(Z^Pj) and maps Φ^Pj
 :mod:`.clusters`       pseudo-label quality per round, cluster sizes, a cluster's gallery, LF² agreement
+:mod:`.recompose`      DCDFA's pairs and the similarities inside their L_CID set
 :mod:`.ranking`        ranked lists (true matches green, false red) and the "what changed" comparison
 =====================  ==========================================================================
 """
@@ -23,6 +24,7 @@ from .curves import plot_curves
 from .embed import embed_2d, plot_embeddings
 from .figure import NotebookFigure, new_figure, save_figure
 from .images import denormalize, load_images
+from .recompose import plot_pair_similarities
 from .ranking import average_precisions, most_changed, plot_ranked_lists, plot_what_changed, ranked
 
 __all__ = ["plot_curves", "NotebookFigure", "new_figure", "save_figure", "embed_2d", "plot_embeddings",
@@ -30,4 +32,4 @@ __all__ = ["plot_curves", "NotebookFigure", "new_figure", "save_figure", "embed_
            "channel_split", "plot_channel_attention", "plot_fusion_gates", "plot_fusion_maps",
            "cluster_impostors", "pick_cluster", "plot_agreement", "plot_cluster_gallery", "plot_cluster_sizes",
            "plot_label_quality", "denormalize", "load_images", "average_precisions", "most_changed",
-           "plot_ranked_lists", "plot_what_changed", "ranked"]
+           "plot_ranked_lists", "plot_what_changed", "ranked", "plot_pair_similarities"]

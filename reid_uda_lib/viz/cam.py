@@ -7,6 +7,13 @@ a reference embedding (a query's, a cluster centroid), :class:`EmbeddingSimilari
 backbone's last stage (:func:`target_layer`), the same module for ``tiny``, ``resnet18`` and ``resnet50``,
 and for the inference wrappers of DCDFA (b only) and LF² (global + parts concatenated).
 
+**Which feature to explain.** For the pooled feature ``f = GAP(A)`` (key ``"f"``) the gradient of the cosine
+similarity is orthogonal to f, so the weighted map Σ_c w_c A_c averages to exactly zero over the image before
+Grad-CAM's ReLU: the heat map shows where the image is *more* similar to the reference than on average, and is
+never blank unless the map is uniform. For a feature that is not a plain average of the map (the BNNeck
+output ``"bn"``, LF²'s concatenation, DCDFA's b) the average can be negative, and then Grad-CAM's ReLU leaves
+an all-zero map: "no region raises the similarity". The notebooks explain ``"f"`` for every model.
+
 Grad-CAM 1.5.x rules this module follows: the model must return one (B, D) tensor (:class:`EmbeddingModel`
 picks the feature out of the ReID dict); one target per image (targets are zipped with the batch); the
 target layer's output must require grad (the Mean-Net is frozen, so its parameters are switched to
