@@ -84,7 +84,7 @@ def plot_embeddings(features: Mapping[str, object], colour_by: Mapping[str, Sequ
                     methods: Sequence[str] = METHODS, seed: int = 0, title: str = "",
                     path: str | Path | None = None, point_size: float = 9.0,
                     legends: Mapping[str, Mapping] | None = None) -> NotebookFigure:
-    """A grid of 2-D maps: one row per (feature set, method), one column per colouring.
+    """A grid of 2-D maps: one row per feature set, one column per (method, colouring).
 
     ``features``: ``{name: (N, D)}`` (e.g. ``{"f": f, "b": b, "e": e}``, all with the same N rows);
     ``colour_by``: ``{name: (N,) labels}`` (identity, domain, cluster; -1 is drawn grey as "outlier");
@@ -98,15 +98,15 @@ def plot_embeddings(features: Mapping[str, object], colour_by: Mapping[str, Sequ
         if any(len(v) != m for m in n.values()):
             raise ValueError(f"plot_embeddings: colouring {k!r} has {len(v)} labels but the feature sets have "
                              f"{n} rows")
-    rows = [(name, m) for name in features for m in methods]
-    cols = list(colour_by)
-    fig = new_figure(figsize=(3.1 * len(cols), 2.8 * len(rows)))
-    axes = np.atleast_2d(fig.subplots(len(rows), len(cols), squeeze=False))
+    names, cols = list(features), [(m, key) for m in methods for key in colour_by]
+    fig = new_figure(figsize=(2.7 * len(cols), 2.6 * len(names) + (0.4 if title else 0)))
+    axes = np.atleast_2d(fig.subplots(len(names), len(cols), squeeze=False))
     fig.points = {}
-    for r, (name, m) in enumerate(rows):
-        xy = embed_2d(features[name], method=m, seed=seed)
-        fig.points[(name, m)] = xy
-        for c, key in enumerate(cols):
+    for r, name in enumerate(names):
+        for c, (m, key) in enumerate(cols):
+            if (name, m) not in fig.points:
+                fig.points[(name, m)] = embed_2d(features[name], method=m, seed=seed)
+            xy = fig.points[(name, m)]
             labels = np.asarray(colour_by[key])
             col, n_values = _colours(labels)
             ax = axes[r, c]
@@ -121,6 +121,6 @@ def plot_embeddings(features: Mapping[str, object], colour_by: Mapping[str, Sequ
                 ax.legend(handles=handles, fontsize=6, loc="best")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()) if title else None)
     save_figure(fig, path)
     return fig
