@@ -146,6 +146,11 @@ def test_cluster_gallery_marks_impostors(people):
     assert len(frames) == 4 and "impostors" in fig._suptitle.get_text()
     red = [f for f in frames if np.allclose(f[:3], (0xd7 / 255, 0x30 / 255, 0x27 / 255))]
     assert len(red) == 1
+    # a cluster of mostly impostors, shown in 4 tiles: each image at most once, both kinds present
+    labels = np.array([0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 1])    # cluster 0: person 1 x3, persons 0, 2, 3 x1
+    fig = viz.plot_cluster_gallery(people, labels, 0, max_images=4, per_row=4)
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert titles == ["", "", "id 0", "id 2"], titles          # 2 of the majority, 2 impostors, no repeat
 
 
 def test_ranking_follows_the_protocol(people):

@@ -110,9 +110,9 @@ def plot_cluster_gallery(items: Sequence[tuple], labels: Sequence[int], cluster:
     ``labels`` were computed for (the hidden ids are used only to mark the frames)."""
     true = np.asarray([it[1] for it in items])
     info = cluster_impostors(labels, true, cluster)
-    members = np.concatenate([info["members"][true[info["members"]] == info["majority_id"]], info["impostors"]])
-    shown = members[:max_images] if len(info["impostors"]) <= max_images // 2 else \
-        np.concatenate([members[:max_images - max_images // 2], info["impostors"][:max_images // 2]])
+    major = info["members"][true[info["members"]] == info["majority_id"]]
+    n_imp = min(len(info["impostors"]), max(max_images // 2, max_images - len(major)))  # room for both kinds
+    shown = np.concatenate([major[:max_images - n_imp], info["impostors"][:n_imp]])
     rows = int(np.ceil(len(shown) / per_row))
     fig = new_figure(figsize=(per_row * 0.9, rows * 1.75 + 0.5))
     axes = np.atleast_2d(fig.subplots(rows, per_row, squeeze=False))
