@@ -57,6 +57,8 @@ def render(notebook: Path, out: Path, preset: str) -> dict:
     from nbconvert import HTMLExporter
 
     os.environ["TQDM_DISABLE"] = "1"          # inherited by the kernel papermill starts
+    # the kernel imports this checkout's library, whatever the environment's install points to
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / notebook.name
