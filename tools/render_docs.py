@@ -9,14 +9,13 @@ Each notebook is executed top to bottom with papermill in ``notebooks/`` (so its
 ``runs/series-<preset>``, and every figure is also saved there. Progress bars are switched off
 (``TQDM_DISABLE=1``: the widgets' saved state would only add bytes). Each executed notebook is checked
 with :mod:`tools.nbcheck` (figures drawn, no warning on stderr), then written as ``docs/<name>.ipynb`` and
-``docs/<name>.html`` (figures embedded as PNG), with ``docs/README.md`` listing them with the preset, the
-commit and the time each took. Files are written atomically; the command fails when a notebook fails its
+``docs/<name>.html`` (figures embedded as PNG), and ``docs/README.md`` is rewritten after each notebook,
+listing every executed notebook in the folder with its preset, run time and date (papermill's metadata). Files are written atomically; the command fails when a notebook fails its
 checks or the folder passes ``--max-mb``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -70,11 +69,37 @@ def render(notebook: Path, out: Path, preset: str) -> dict:
     if problems:
         raise RuntimeError(f"{notebook.name} fails the notebook checks:\n  " + "\n  ".join(problems))
     nb.metadata.pop("widgets", None)
+    nb.metadata["reid_uda_lib"] = {"commit": _commit()}     # the code that produced these outputs
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     _atomic_write(out / notebook.name, nbformat.writes(nb))
     _atomic_write(out / (notebook.stem + ".html"), body)
     images = sum("image/png" in (o.get("data") or {}) for c in nb.cells for o in c.get("outputs", []))
     return {"notebook": notebook.name, "seconds": round(seconds), "images": images}
+
+
+def write_index(out: Path) -> str:
+    """``out/README.md``: one row per executed notebook in ``out`` (preset, run time and date from papermill's
+    metadata, figures counted), so the index always describes the files that are there."""
+    import nbformat
+
+    rows = ["# The notebook series, executed", "",
+            "Rendered by `make docs` (`python tools/render_docs.py`). Open the `.html` "
+            "pages in a browser or the `.ipynb` files in JupyterLab / on GitHub; nothing needs to run. "
+            "A notebook missing here has not been rendered yet: `make docs` renders every notebook, reusing "
+            "the stages already trained in `runs/series-<preset>`.", "",
+            "| notebook | page | preset | run time | figures | executed | commit |",
+            "|---|---|---|---:|---:|---|---|"]
+    for path in sorted(out.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        pm = nb.metadata.get("papermill", {})
+        images = sum("image/png" in (o.get("data") or {}) for c in nb.cells for o in c.get("outputs", []))
+        rows.append(f"| [{path.stem}]({path.name}) | [html]({path.stem}.html) | "
+                    f"{pm.get('parameters', {}).get('preset', '?')} | {round(pm.get('duration') or 0)} s | "
+                    f"{images} | {str(pm.get('end_time', '?'))[:16]} | "
+                    f"`{nb.metadata.get('reid_uda_lib', {}).get('commit', '?')}` |")
+    text = "\n".join(rows) + "\n"
+    _atomic_write(out / "README.md", text)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--max-mb", type=float, default=20.0, help="fail when the folder is larger (default 20)")
+    ap.add_argument("--index-only", action="store_true", help="only rewrite out/README.md from the files there")
     args = ap.parse_args(argv)
     notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
     if args.names:
@@ -91,26 +117,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no notebook named {args.names} in notebooks/", file=sys.stderr)
             return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    done = []
+    if args.index_only:
+        notebooks = []
     for nb in notebooks:
         print(f"rendering {nb.name} with preset {args.preset} ...", flush=True)
-        done.append(render(nb, args.out, args.preset))
-        print(f"  {done[-1]['seconds']} s, {done[-1]['images']} figures", flush=True)
-    index = ["# The notebook series, executed", "",
-             f"Executed with the `{args.preset}` preset at commit `{_commit()}` by `make docs` "
-             "(`python tools/render_docs.py`). Open the `.html` pages in a browser or the `.ipynb` files in "
-             "JupyterLab / on GitHub; nothing needs to run.", "",
-             "| notebook | page | run time | figures |", "|---|---|---:|---:|"]
-    known = {d["notebook"]: d for d in done}
-    old = args.out / "render.json"
-    if old.is_file():                         # keep the rows of notebooks not rendered this time
-        known = {**{d["notebook"]: d for d in json.loads(old.read_text())}, **known}
-    for name in sorted(known):
-        d = known[name]
-        stem = Path(name).stem
-        index.append(f"| [{stem}]({name}) | [html]({stem}.html) | {d['seconds']} s | {d['images']} |")
-    _atomic_write(args.out / "README.md", "\n".join(index) + "\n")
-    _atomic_write(old, json.dumps(list(known.values()), indent=1))
+        done = render(nb, args.out, args.preset)
+        print(f"  {done['seconds']} s, {done['images']} figures", flush=True)
+        write_index(args.out)                 # after each notebook: a stopped run still leaves a usable index
+    if not notebooks:
+        write_index(args.out)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 2 ** 20
     print(f"{args.out}: {size:.1f} MB")
     if size > args.max_mb:
