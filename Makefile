@@ -63,3 +63,10 @@ results-bn: setup
 
 clean-runs:
 	rm -rf runs/
+
+# The rendered copy of the notebook series (docs/): every notebook executed with the cpu preset (it trains the
+# series' stages into runs/series-cpu, or reuses them), checked, saved as .ipynb and .html (DOCS_PRESET=ci: a
+# quick check of the command).
+.PHONY: docs
+docs: setup
+	$(PY) tools/render_docs.py --preset $(or $(DOCS_PRESET),cpu) --out docs

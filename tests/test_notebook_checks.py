@@ -3,6 +3,7 @@ committed notebooks (clean, figure cells tagged) and the figures they show (back
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,7 @@ def test_committed_notebooks_are_clean_and_tag_their_figures(path):
     stale = [i for i, c in enumerate(code) if c.outputs or c.execution_count is not None]
     assert not stale, f"{path.name}: code cells {stale} hold outputs; clear them before committing"
     tagged = [c for c in code if FIGURE_TAG in c.metadata.get("tags", [])]
-    figure_calls = [c for c in code if any(f in c.source for f in ("plot_curves(", "contact_sheet("))]
+    figure_calls = [c for c in code if re.search(r"\b(plot_\w+|contact_sheet)\(", c.source)]
     assert tagged == figure_calls, f"{path.name}: the cells that draw a figure must be the cells tagged 'figure'"
     assert all(not c.source.rstrip().endswith(";") for c in tagged), f"{path.name}: a ';' hides the figure"
 

@@ -2,15 +2,20 @@
 
     python tools/browser_check.py                                   # notebook 01, ci preset
     python tools/browser_check.py --notebook notebooks/00_data_and_evaluation.ipynb
+    python tools/browser_check.py --series                          # every notebook of the series
+    python tools/browser_check.py --notebook notebooks/01_*.ipynb notebooks/05_*.ipynb
     python tools/browser_check.py --executed outputs/x/out.ipynb    # an already executed notebook
 
-Steps: execute the notebook with papermill (``ci`` preset, in ``notebooks/`` so its relative paths hold;
-a fresh ``out_dir`` under ``outputs/browser_check/runs`` when it has one, so it trains as on a first run)
+Steps: execute the notebook(s) with papermill (``ci`` preset, in ``notebooks/`` so its relative paths hold;
+a fresh ``out_dir`` under ``outputs/browser_check/runs`` when it has one, so it trains as on a first run;
+the notebooks of one invocation share that folder, as the series does, so a later chapter reuses the
+stages of an earlier one)
 into ``outputs/browser_check/notebook/``, check its outputs (:mod:`tools.nbcheck`), start JupyterLab on 127.0.0.1
 (a free port, a random token, ``--no-browser``, no kernel, no news or update checks), load the notebook in
 headless Chromium (all host names but 127.0.0.1 unresolvable), save a screenshot
 (``outputs/browser_check/<name>.png``) and the DOM, and check that the page shows the notebook (its title),
-one rendered ``<img>`` per ``image/png`` output and no stderr box. Exit status 0 when all holds, 1 when
+one rendered ``<img>`` per ``image/png`` output and no stderr box; with several notebooks, also that
+JupyterLab's file listing (contents API) shows every one of them. Exit status 0 when all holds, 1 when
 not; without Chromium (``chromium``, ``chromium-browser``, ``google-chrome`` or ``$CHROMIUM``) it says so
 and exits 0 (Debian: ``apt-get install chromium``).
 """
@@ -63,7 +68,6 @@ def execute(notebook: Path, out: Path, preset: str, runs: Path | None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {"preset": preset}
     if runs is not None:
-        shutil.rmtree(runs, ignore_errors=True)
         params["out_dir"] = str(runs.resolve())
     papermill.execute_notebook(str(notebook), str(out), parameters=params, cwd=str(notebook.parent),
                                kernel_name="python3", progress_bar=False)
@@ -137,10 +141,44 @@ def dom_report(dom: str, title: str) -> dict:
             "widget_text_fallbacks": len(re.findall(r'\d+%\|[^<]*\|\s*\d+/\d+', dom))}
 
 
+def check_page(exe: str, base: str, token: str, work: Path, executed: Path, out: Path) -> list[str]:
+    """Render one executed notebook (served by the running JupyterLab) and return its failures."""
+    nb = json.loads(Path(executed).read_text(encoding="utf-8"))
+    problems = notebook_problems(nb)
+    expected = sum(IMAGE_MIME in (o.get("data") or {}) for c in nb["cells"] for o in c.get("outputs", []))
+    title = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    title = "".join(title["source"]).splitlines()[0].lstrip("# ").strip()
+    url = f"{base}/lab/tree/{Path(executed).name}?token={token}&reset"
+    png = out / (Path(executed).stem + ".png")
+    chromium(exe, url, work, f"--screenshot={png}")
+    dom = chromium(exe, url, work, "--dump-dom")
+    (out / (Path(executed).stem + ".dom.html")).write_text(dom)
+    seen = dom_report(dom, title)
+    print(json.dumps({"executed": str(executed), "screenshot": str(png), "expected_images": expected,
+                      "output_problems": problems, **seen}, indent=2, ensure_ascii=False))
+    failures = [f"output check: {p}" for p in problems]
+    if not seen["title_shown"]:
+        failures.append(f"the page does not show the notebook (title {title!r} not in the DOM)")
+    if seen["output_images"] < max(expected, 1):
+        failures.append(f"{seen['output_images']} rendered output image(s), expected {max(expected, 1)}")
+    if seen["stderr_boxes"]:
+        failures.append(f"{seen['stderr_boxes']} stderr output box(es) on the page")
+    return [f"{Path(executed).name}: {f}" for f in failures]
+
+
+def listed(base: str, token: str, names: list[str]) -> list[str]:
+    """The names JupyterLab's contents API does not list in its root folder."""
+    with urllib.request.urlopen(f"{base}/api/contents?token={token}", timeout=30) as r:
+        shown = {item["name"] for item in json.load(r)["content"]}
+    return [n for n in names if n not in shown]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--notebook", type=Path, default=REPO / "notebooks" / "01_pretrain_and_sbase.ipynb")
-    ap.add_argument("--executed", type=Path, help="an already executed notebook (skips the execution)")
+    ap.add_argument("--notebook", type=Path, nargs="+",
+                    default=[REPO / "notebooks" / "01_pretrain_and_sbase.ipynb"])
+    ap.add_argument("--series", action="store_true", help="every notebook in notebooks/, in order")
+    ap.add_argument("--executed", type=Path, nargs="+", help="already executed notebooks (skips the execution)")
     ap.add_argument("--preset", default="ci")
     ap.add_argument("--out", type=Path, default=OUT, help="artefact folder (default: outputs/browser_check)")
     args = ap.parse_args(argv)
@@ -152,45 +190,37 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     if args.executed is None:
-        source = nbformat_params(args.notebook)
-        runs = args.out / "runs" if "out_dir" in source else None
-        executed = execute(args.notebook.resolve(), args.out / "notebook" / args.notebook.name, args.preset, runs)
+        notebooks = sorted((REPO / "notebooks").glob("*.ipynb")) if args.series else args.notebook
+        shutil.rmtree(args.out / "runs", ignore_errors=True)        # a first run: the series trains its stages
+        executed = []
+        for notebook in notebooks:
+            runs = args.out / "runs" if "out_dir" in nbformat_params(notebook) else None
+            executed.append(execute(notebook.resolve(), args.out / "notebook" / notebook.name, args.preset, runs))
     else:
         executed = args.executed
-    nb = json.loads(Path(executed).read_text(encoding="utf-8"))
-    problems = notebook_problems(nb)
-    expected = sum(IMAGE_MIME in (o.get("data") or {}) for c in nb["cells"] for o in c.get("outputs", []))
-    title = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
-    title = "".join(title["source"]).splitlines()[0].lstrip("# ").strip()
+    roots = {Path(e).resolve().parent for e in executed}
+    if len(roots) != 1:
+        print(f"the executed notebooks must be in one folder (JupyterLab serves one root); got {sorted(roots)}")
+        return 2
 
     work = args.out / "lab"  # settings, JupyterLab's log, the throw-away browser profile
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    root = Path(executed).resolve().parent
-    proc, base, token = start_lab(root, work)
+    proc, base, token = start_lab(roots.pop(), work)
+    failures = []
     try:
-        url = f"{base}/lab/tree/{Path(executed).name}?token={token}&reset"
-        png = args.out / (Path(executed).stem + ".png")
-        chromium(exe, url, work, f"--screenshot={png}")
-        dom = chromium(exe, url, work, "--dump-dom")
+        missing = listed(base, token, [Path(e).name for e in executed])
+        failures += [f"JupyterLab does not list {n}" for n in missing]
+        for e in executed:
+            failures += check_page(exe, base, token, work, Path(e), args.out)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         shutil.rmtree(work / "chromium-profile", ignore_errors=True)
-    (args.out / (Path(executed).stem + ".dom.html")).write_text(dom)
-    seen = dom_report(dom, title)
-    print(json.dumps({"executed": str(executed), "screenshot": str(png), "expected_images": expected,
-                      "output_problems": problems, **seen}, indent=2, ensure_ascii=False))
-    failures = [f"output check: {p}" for p in problems]
-    if not seen["title_shown"]:
-        failures.append(f"the page does not show the notebook (title {title!r} not in the DOM)")
-    if seen["output_images"] < max(expected, 1):
-        failures.append(f"{seen['output_images']} rendered output image(s), expected {max(expected, 1)}")
-    if seen["stderr_boxes"]:
-        failures.append(f"{seen['stderr_boxes']} stderr output box(es) on the page")
     for f in failures:
         print("FAIL:", f)
-    print("OK: the notebook and its figures render in JupyterLab" if not failures else "browser check failed")
+    print(f"OK: {len(executed)} notebook(s) and their figures render in JupyterLab" if not failures
+          else "browser check failed")
     return 1 if failures else 0
 
 

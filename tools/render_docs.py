@@ -1,0 +1,138 @@
+"""Render the notebook series into ``docs/``: executed notebooks and HTML pages a reviewer reads without
+running anything (``make docs``; the README's rendered copy).
+
+    python tools/render_docs.py                       # every notebook, cpu preset, into docs/
+    python tools/render_docs.py --preset ci --out /tmp/docs 02_disentanglement   # a quick check
+
+Each notebook is executed top to bottom with papermill in ``notebooks/`` (so its relative paths hold) with
+``preset`` as its only parameter: the stages are reused from, or trained into, the series' run folder
+``runs/series-<preset>``, and every figure is also saved there. Progress bars are switched off
+(``TQDM_DISABLE=1``: the widgets' saved state would only add bytes). Each executed notebook is checked
+with :mod:`tools.nbcheck` (figures drawn, no warning on stderr), then written as ``docs/<name>.ipynb`` and
+``docs/<name>.html`` (figures embedded as PNG), and ``docs/README.md`` is rewritten after each notebook,
+listing every executed notebook in the folder with its preset, run time and date (papermill's metadata). Files are written atomically; the command fails when a notebook fails its
+checks or the folder passes ``--max-mb``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tools.nbcheck import notebook_problems  # noqa: E402
+
+
+def _atomic_write(path: Path, data: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def render(notebook: Path, out: Path, preset: str) -> dict:
+    """Execute ``notebook`` with ``preset``, check it, write ``out/<name>.ipynb`` and ``.html``; return a summary."""
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    os.environ["TQDM_DISABLE"] = "1"          # inherited by the kernel papermill starts
+    # the kernel imports this checkout's library, whatever the environment's install points to
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(tmp) / notebook.name
+        papermill.execute_notebook(str(notebook), str(executed), parameters={"preset": preset},
+                                   cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
+        nb = nbformat.read(executed, as_version=4)
+    seconds = time.time() - t0
+    problems = notebook_problems(nb)
+    if problems:
+        raise RuntimeError(f"{notebook.name} fails the notebook checks:\n  " + "\n  ".join(problems))
+    nb.metadata.pop("widgets", None)
+    nb.metadata["reid_uda_lib"] = {"commit": _commit()}     # the code that produced these outputs
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    _atomic_write(out / notebook.name, nbformat.writes(nb))
+    _atomic_write(out / (notebook.stem + ".html"), body)
+    images = sum("image/png" in (o.get("data") or {}) for c in nb.cells for o in c.get("outputs", []))
+    return {"notebook": notebook.name, "seconds": round(seconds), "images": images}
+
+
+def write_index(out: Path) -> str:
+    """``out/README.md``: one row per executed notebook in ``out`` (preset, run time and date from papermill's
+    metadata, figures counted), so the index always describes the files that are there."""
+    import nbformat
+
+    rows = ["# The notebook series, executed", "",
+            "Rendered by `make docs` (`python tools/render_docs.py`). Open the `.html` "
+            "pages in a browser or the `.ipynb` files in JupyterLab / on GitHub; nothing needs to run. "
+            "A notebook missing here has not been rendered yet: `make docs` renders every notebook, reusing "
+            "the stages already trained in `runs/series-<preset>`.", "",
+            "| notebook | page | preset | run time | figures | executed | commit |",
+            "|---|---|---|---:|---:|---|---|"]
+    for path in sorted(out.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        pm = nb.metadata.get("papermill", {})
+        images = sum("image/png" in (o.get("data") or {}) for c in nb.cells for o in c.get("outputs", []))
+        rows.append(f"| [{path.stem}]({path.name}) | [html]({path.stem}.html) | "
+                    f"{pm.get('parameters', {}).get('preset', '?')} | {round(pm.get('duration') or 0)} s | "
+                    f"{images} | {str(pm.get('end_time', '?'))[:16]} | "
+                    f"`{nb.metadata.get('reid_uda_lib', {}).get('commit', '?')}` |")
+    text = "\n".join(rows) + "\n"
+    _atomic_write(out / "README.md", text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help="notebook names (stems) to render; default: all of notebooks/")
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--out", type=Path, default=REPO / "docs")
+    ap.add_argument("--max-mb", type=float, default=20.0, help="fail when the folder is larger (default 20)")
+    ap.add_argument("--index-only", action="store_true", help="only rewrite out/README.md from the files there")
+    args = ap.parse_args(argv)
+    notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
+    if args.names:
+        notebooks = [nb for nb in notebooks if nb.stem in args.names or nb.name in args.names]
+        if not notebooks:
+            print(f"no notebook named {args.names} in notebooks/", file=sys.stderr)
+            return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.index_only:
+        notebooks = []
+    for nb in notebooks:
+        print(f"rendering {nb.name} with preset {args.preset} ...", flush=True)
+        done = render(nb, args.out, args.preset)
+        print(f"  {done['seconds']} s, {done['images']} figures", flush=True)
+        write_index(args.out)                 # after each notebook: a stopped run still leaves a usable index
+    if not notebooks:
+        write_index(args.out)
+    size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 2 ** 20
+    print(f"{args.out}: {size:.1f} MB")
+    if size > args.max_mb:
+        print(f"the rendered copy is {size:.1f} MB, above --max-mb {args.max_mb}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
