@@ -53,7 +53,6 @@ def render(notebook: Path, out: Path, preset: str) -> dict:
     """Execute ``notebook`` with ``preset``, check it, write ``out/<name>.ipynb`` and ``.html``; return a summary."""
     import nbformat
     import papermill
-    from nbconvert import HTMLExporter
 
     os.environ["TQDM_DISABLE"] = "1"          # inherited by the kernel papermill starts
     # the kernel imports this checkout's library, whatever the environment's install points to
@@ -70,11 +69,40 @@ def render(notebook: Path, out: Path, preset: str) -> dict:
         raise RuntimeError(f"{notebook.name} fails the notebook checks:\n  " + "\n  ".join(problems))
     nb.metadata.pop("widgets", None)
     nb.metadata["reid_uda_lib"] = {"commit": _commit()}     # the code that produced these outputs
+    return {"notebook": notebook.name, "seconds": round(seconds), "images": write_outputs(nb, out, notebook.name)}
+
+
+def write_outputs(nb, out: Path, name: str) -> int:
+    """Shrink the figures (:func:`shrink_png`), write ``out/<name>`` and its ``.html``; return the figure count."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    images = 0
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            data = o.get("data") or {}
+            if "image/png" in data:
+                data["image/png"] = shrink_png(data["image/png"])
+                images += 1
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    _atomic_write(out / notebook.name, nbformat.writes(nb))
-    _atomic_write(out / (notebook.stem + ".html"), body)
-    images = sum("image/png" in (o.get("data") or {}) for c in nb.cells for o in c.get("outputs", []))
-    return {"notebook": notebook.name, "seconds": round(seconds), "images": images}
+    _atomic_write(out / name, nbformat.writes(nb))
+    _atomic_write(out / (Path(name).stem + ".html"), body)
+    return images
+
+
+def shrink_png(b64: str) -> str:
+    """A base64 PNG re-encoded with a 256-colour palette when that is smaller (same pixel size; plots have few
+    colours, so the loss is invisible), else unchanged. Keeps the rendered copy small."""
+    import base64
+    import io
+    from PIL import Image
+
+    raw = base64.b64decode(b64)
+    img = Image.open(io.BytesIO(raw)).convert("RGB")
+    buf = io.BytesIO()
+    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+    small = buf.getvalue()
+    return base64.b64encode(small).decode("ascii") if len(small) < len(raw) else b64
 
 
 def write_index(out: Path) -> str:
@@ -109,7 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--max-mb", type=float, default=20.0, help="fail when the folder is larger (default 20)")
     ap.add_argument("--index-only", action="store_true", help="only rewrite out/README.md from the files there")
+    ap.add_argument("--shrink-only", action="store_true",
+                    help="no execution: shrink the figures of the executed notebooks in --out and rewrite their pages")
     args = ap.parse_args(argv)
+    if args.shrink_only:
+        import nbformat
+        for path in sorted(args.out.glob("*.ipynb")):
+            write_outputs(nbformat.read(path, as_version=4), args.out, path.name)
+        args.index_only = True
     notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
     if args.names:
         notebooks = [nb for nb in notebooks if nb.stem in args.names or nb.name in args.names]
