@@ -3,7 +3,7 @@
 #               direct transfer, SBase, SBase+DCDFA, LF², the oracle; one seed; prints the table
 #   make test   set up .venv (if missing), install, run the unit tests and the notebooks (ci preset)
 # and:
-#   make ladder every ablation row over SEEDS (one single-threaded process per seed, JOBS at once) ->
+#   make ladder every ablation row over SEEDS (JOBS single-threaded processes at once: pretrainings, then rows) ->
 #               runs/ladder-$(PRESET)/results.md and results.csv (ROWS=oracle,direct,sbase,... for a subset)
 #   make bench  every benchmark script at small sizes (minutes on a CPU)
 PYTHON ?= python3
@@ -11,7 +11,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRESET ?= cpu
 SEEDS  ?= 0 1 2
-JOBS   ?= $(words $(SEEDS))
+JOBS   ?= 2
 ROWS   ?=
 empty  :=
 space  := $(empty) $(empty)
@@ -45,9 +45,9 @@ bench: setup
 	$(PY) benchmarks/bench_throughput.py --steps 3 --loader-batches 10 --device $(BENCH_DEVICE)
 	$(PY) benchmarks/bench_bn_groups.py --rounds 3 --device $(BENCH_DEVICE)
 
-# Every row over the seeds on the synthetic pair: one single-threaded process per seed, JOBS at once (on a
-# 2-core machine this beats one 2-thread process after another); each seed's rows share its pretrained model
-# in runs/ladder-$(PRESET)/seed<S>/pretrain. Run it again after a stop: finished stages are reused.
+# Every row over the seeds on the synthetic pair: JOBS single-threaded processes at once, each seed's
+# pretraining first, then one process per row (on a 2-core machine this beats one 2-thread process after
+# another); each seed's rows share its pretrained model in runs/ladder-$(PRESET)/seed<S>/pretrain. Run it again after a stop: finished stages are reused.
 ladder: setup
 	$(PY) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic --quiet \
 	  --seeds $(subst $(space),$(comma),$(strip $(SEEDS))) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS)) \

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="sbase,dcdfa,lf2",
                    help=f"comma-separated, from: {', '.join(_method_names())}")
     p.add_argument("--no-oracle", action="store_true", help="skip the supervised-on-target reference row")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="processes at once after the pretraining, one per row (default: 2 where the machine "
+                        "has 2 or more CPUs; 1: every row in this process, with progress bars)")
 
     p = sub.add_parser("ladder", help="every ablation row for several seeds → results.md / results.csv")
     _common(p)
@@ -91,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", default=None, help="comma-separated rows (default: all but lf2_base), from: "
                                                 "oracle, direct, " + ", ".join(_method_names()))
     p.add_argument("--jobs", type=int, default=1,
-                   help="seeds run at once, each a process with one thread (OMP_NUM_THREADS=1)")
+                   help="processes at once: each seed's pretraining, then one per row, one thread each "
+                        "(OMP_NUM_THREADS=1)")
     p.add_argument("--out", required=True, help="ladder folder: seed<S>/<row>/, results.md, results.csv")
     p.add_argument("--no-report", action="store_true", help="train only; write no results.md/csv")
 
@@ -210,7 +214,7 @@ def _main(argv: list[str]) -> int:
             cfg.override(**{"uda.method": m})
         res = run_demo(args.preset, args.data, args.out, methods=methods, oracle=not args.no_oracle,
                        overrides=_cfg_overrides(args), progress=not args.quiet, verify=args.verify,
-                       override_identity=args.override_identity, command=_command(argv))
+                       override_identity=args.override_identity, command=_command(argv), jobs=args.jobs)
         print(f"\nResults ({args.preset} preset, synthetic A → B), also in {Path(args.out) / 'results.md'}:\n")
         print(res["table"])
         return 0

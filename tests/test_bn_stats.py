@@ -9,7 +9,7 @@ from torch import nn
 
 from reid_uda_lib.config import DataConfig
 from reid_uda_lib.engine import adapt, load_checkpoint
-from reid_uda_lib.engine.bn_stats import refresh_bn_stats
+from reid_uda_lib.engine.bn_stats import TargetBNStats, refresh_bn_stats
 from reid_uda_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
 
@@ -51,6 +51,21 @@ def test_refresh_keeps_the_global_rng_and_needs_images(tmp_path):
     with pytest.raises(ValueError, match="no target images"):
         refresh_bn_stats(net, [], DataConfig(), torch.device("cpu"), progress=False)
     assert refresh_bn_stats(nn.Linear(2, 2), [], DataConfig(), torch.device("cpu")) == 0    # nothing to do
+
+
+def test_target_statistics_are_refreshed_once_per_weight_change(tmp_path):
+    """Evaluate at the end of an epoch, cluster at the start of the next: one pass, the same statistics."""
+    net = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3))
+    stats = TargetBNStats(net, _items(tmp_path), DataConfig(height=16, width=8), torch.device("cpu"),
+                          progress=False)
+    stats.ensure()
+    first = net[1].running_mean.clone()
+    net[1].running_mean.fill_(7.0)                      # a second pass would overwrite this
+    stats.ensure()
+    assert stats.passes == 1 and torch.all(net[1].running_mean == 7.0)
+    stats.invalidate()                                  # a training step changed the weights
+    stats.ensure()
+    assert stats.passes == 2 and torch.equal(net[1].running_mean, first)
 
 
 @pytest.mark.slow

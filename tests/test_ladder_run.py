@@ -46,12 +46,17 @@ def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic
     pre = out / "seed0" / "pretrain" / "checkpoint.pt"
     pre_bytes, pre_mtime = pre.read_bytes(), pre.stat().st_mtime_ns
 
-    # the same command, now two seed processes at once: seed 0 continues, seed 1 starts
+    # the same command, now two processes at once: seed 0 continues, seed 1 starts; each seed's rows run as
+    # their own processes once its pretraining is done, and their lines are relayed with the item's name
     assert main(_args(synthetic_pair, out, "--jobs", "2")) == 0
     printed = capsys.readouterr().out
-    assert "seed 0: done" in printed and "seed 1: done" in printed and "| row | seeds |" in printed
+    for item in ("seed0-pretrain", "seed1-pretrain", "seed0-oracle", "seed0-base", "seed1-oracle", "seed1-base"):
+        assert f"{item}: done" in printed, item
+    assert "| row | seeds |" in printed and "[seed1-base]" not in printed        # --quiet: no relayed lines
+    assert "[uda] epoch 2" in (out / "logs" / "seed1-base.log").read_text()
+    assert printed.index("seed1-pretrain: done") < printed.index("seed1-base: running")
     assert pre.read_bytes() == pre_bytes and pre.stat().st_mtime_ns == pre_mtime     # reused, not retrained
-    log0 = (out / "seed0.log").read_text()
+    log0 = (out / "logs" / "seed0-pretrain.log").read_text()
     assert f"reused {out / 'seed0' / 'pretrain'}" in log0
     for s in (0, 1):
         for row in ("pretrain", "oracle", "base"):
@@ -69,7 +74,7 @@ def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic
     assert float(rows[2]["mAP_mean"]) == pytest.approx(mean, abs=1e-3)
     assert rows[0]["row"] == "oracle (supervised on target, from the pretrained model, 6 steps)"
     md = (out / "results.md").read_text()
-    assert "--jobs 2" in md and "2 seed process(es) at once" in md and "1 thread per seed process" in md
+    assert "--jobs 2" in md and "up to 2 processes at once" in md and "1 thread per process" in md
 
     # once more: everything is reused, the table is the same
     before = (out / "results.csv").read_text()
@@ -79,6 +84,25 @@ def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic
     assert main(_args(synthetic_pair, out, "--set", "uda.eps=0.6")) == 2
     assert "uda.eps: 0.7 in the checkpoint, 0.6 asked" in capsys.readouterr().err
     assert (out / "results.csv").read_text() == before
+
+
+def test_parallel_items_pretraining_first_then_costliest_rows_and_relayed_lines(tmp_path, capsys):
+    from reid_uda_lib.ladder.parallel import Item, _relay, next_ready, plan_items
+    items = plan_items([0, 1], ["oracle", "direct", "direct_bn", "sbase", "dcdfa", "lf2"])
+    assert [(it.name, it.rows) for it in items[:2]] == [("seed0-pretrain", ["direct", "direct_bn"]),
+                                                        ("seed0-oracle", ["oracle"])]
+    assert next_ready(items, set()).name == "seed0-pretrain"
+    rows_only = [it for it in items if not it.pretraining]
+    assert next_ready(rows_only, set()) is None                 # no seed pretrained yet: nothing can start
+    assert next_ready(rows_only, {1}).name == "seed1-dcdfa"     # the costliest row of a pretrained seed
+    log = tmp_path / "x.log"
+    log.write_bytes(b"[uda] epoch 1 | a\n[uda] epo")
+    item = Item(0, ["sbase"], False, "seed0-sbase", log=log)
+    _relay(item)
+    with open(log, "ab") as fh:
+        fh.write(b"ch 2 | b\n")
+    _relay(item)
+    assert capsys.readouterr().out == "[seed0-sbase] [uda] epoch 1 | a\n[seed0-sbase] [uda] epoch 2 | b\n"
 
 
 def test_bad_rows_and_half_a_pair_are_refused_before_any_work(synthetic_pair, tmp_path, capsys):

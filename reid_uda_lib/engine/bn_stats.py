@@ -60,3 +60,28 @@ def refresh_bn_stats(net: nn.Module, items: Sequence[tuple], cfg: DataConfig, de
                 m.bn_samples = g
         net.train(was_training)
     return len(layers)
+
+
+class TargetBNStats:
+    """Refreshes a network's target statistics only when its weights changed since the last refresh.
+
+    The UDA loop refreshes before it evaluates (end of an epoch) and before it clusters (start of the next);
+    nothing trains in between, and :func:`refresh_bn_stats` is a function of the weights and the images alone
+    (it resets the statistics first), so the second pass would reproduce the first bit for bit. ``ensure``
+    skips it; ``invalidate`` is called once training changes the weights.
+    """
+
+    def __init__(self, net: nn.Module, items: Sequence[tuple], cfg: DataConfig, device: torch.device,
+                 progress: bool = True):
+        self.net, self.items, self.cfg, self.device, self.progress = net, items, cfg, device, progress
+        self.fresh = False
+        self.passes = 0
+
+    def ensure(self) -> None:
+        if not self.fresh:
+            refresh_bn_stats(self.net, self.items, self.cfg, self.device, progress=self.progress)
+            self.passes += 1
+            self.fresh = True
+
+    def invalidate(self) -> None:
+        self.fresh = False

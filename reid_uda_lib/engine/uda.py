@@ -44,7 +44,7 @@ from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rn
 from .common import RunningMean, build_optimizer, check_finite
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
-from .bn_stats import refresh_bn_stats
+from .bn_stats import TargetBNStats
 from .lock import release_on_error
 from .method_base import ClusterContext, EpochContext
 from .methods import get_method
@@ -110,6 +110,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
 
     true_ids = np.asarray([p for _, p, _ in target.train])
     epochs = cfg.uda.epochs
+    target_bn = TargetBNStats(eval_net, target.train, cfg.data, device, progress=progress) \
+        if cfg.uda.target_bn else None
 
     def evaluate(epoch: int) -> dict:
         """After the epoch's checkpoint: the method's probes, the target test metrics of this epoch (and, at
@@ -123,8 +125,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
                          for name, net in method.extra_evaluations(eval_net, eval_extra).items()})
         elif (epoch + 1) % cfg.uda.eval_every != 0:
             return out
-        if cfg.uda.target_bn:
-            refresh_bn_stats(eval_net, target.train, cfg.data, device, progress=progress)
+        if target_bn is not None:
+            target_bn.ensure()
         for name, (net, key) in nets.items():
             out[name] = evaluate_model(net, target.query, target.gallery, cfg.data, device, key=key,
                                        progress=progress, cross_camera_only=cfg.evaluation.cross_camera_only)
@@ -133,8 +135,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     record: dict = run.complete_pending(evaluate) or {}
     for epoch in range(run.start_epoch, epochs):
         # 1-2. pseudo labels from the Mean-Net's features (one label set per level; level 0 is trained on)
-        if cfg.uda.target_bn:                           # AdaBN: target statistics for clustering (bn_stats.py)
-            refresh_bn_stats(eval_net, target.train, cfg.data, device, progress=progress)
+        if target_bn is not None:                       # AdaBN: target statistics for clustering (bn_stats.py);
+            target_bn.ensure()                          # skipped when the last evaluation just refreshed them
         sets = method.pseudo_labels(ClusterContext(eval_net, eval_extra, model, extra, target.train, cfg, device,
                                                    epoch, progress))
         for level in sets.labels:
@@ -166,6 +168,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
             batches = ((None, b_t) for b_t in t_loader)
         model.train()
         extra.train()
+        if target_bn is not None:
+            target_bn.invalidate()                      # the Mean-Net copies the student's buffers at each step
         meter = RunningMean()
         bar = tqdm(batches, total=n_batches, desc=f"{method.name} {epoch + 1}/{epochs}",
                    leave=False, disable=not progress)

@@ -185,12 +185,15 @@ def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int,
            datasets=None, n_target_train: int = 0) -> str:
     m = machine_info(cfg.device)
     cpu = f"{m['cpu']}" + (f" (`cpu family` {m['cpu_family']})" if m["cpu_family"] else "")
-    threads = "1 thread per seed process" if jobs > 1 else f"{m['torch_threads']} torch threads"
+    threads = ("1 thread per process (a pretraining alone: {jobs})".format(jobs=jobs) if jobs > 1
+               else f"{m['torch_threads']} torch threads")
     pair = f"{datasets[0].name} → {datasets[1].name}" if datasets else "source → target"
     lines = [f"# Ablation ladder: {pair}, `{cfg.preset}` preset", "",
              f"- command: `{command or '(Python API: reid_uda_lib.ladder.run_ladder)'}`",
              f"- preset: `{cfg.preset}` (each stage's full config: `seed<S>/<row>/config.json`); seeds: "
-             f"{', '.join(map(str, seeds))}; {jobs} seed process(es) at once",
+             f"{', '.join(map(str, seeds))}; "
+             + (f"up to {jobs} processes at once (each seed's pretraining, then one per row)" if jobs > 1
+                else "one process"),
              f"- commit: {git_commit()}",
              f"- machine: {cpu}, {m['logical_cpus']} logical CPUs, {threads}; GPU: {m['gpu'] or 'none'}; "
              f"torch {m['torch']}",

@@ -8,10 +8,14 @@ Layout of ``--out``::
                                   UDA row (engine/oracle.py)
     <out>/seed<S>/<method>/       one UDA run per method row
     <out>/seed<S>/timings.json    wall seconds spent training each row (updated after every epoch)
-    <out>/seed<S>.log             the log of seed S when the seeds run as parallel processes (--jobs)
+    <out>/logs/seed<S>-<row>.log  with ``--jobs N``: the log of each process (a seed's pretraining, then
+                                  one process per row)
     <out>/results.md, results.csv the table (ladder/report.py)
 
-Every stage runs with ``resume="auto"``: a finished stage is reused, a cut one continued from its last
+With ``jobs > 1`` the work is split into processes: first each seed's pretraining (with ``direct_bn``), then
+every other row of that seed as its own process, up to ``jobs`` at once, the costliest first; a process runs
+with one thread, except one that runs alone with nothing waiting (a single seed's pretraining), which gets
+``jobs`` threads. Every stage runs with ``resume="auto"``: a finished stage is reused, a cut one continued from its last
 checkpoint, a missing one trained; the run identity of every stage folder is checked before the first stage
 of the first seed starts (settings, data, the init checkpoint), and each folder has its lock.
 """
@@ -21,6 +25,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -92,19 +97,41 @@ class RowClock:
 
         def on_epoch_end(epoch: int, record: dict) -> None:
             now = time.time()
-            entry = self.data.setdefault(row, {"seconds": 0.0, "epochs": 0})
-            entry["seconds"] = round(entry["seconds"] + now - self.mark, 3)
-            entry["epochs"] = int(epoch) + 1
+            with _file_lock(self.path.with_name(".timings.lock")):  # rows of one seed may run in parallel
+                self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+                entry = self.data.setdefault(row, {"seconds": 0.0, "epochs": 0})
+                entry["seconds"] = round(entry["seconds"] + now - self.mark, 3)
+                entry["epochs"] = int(epoch) + 1
+                atomic_write_text(self.path, json.dumps(self.data, indent=2))
             self.mark = now
-            atomic_write_text(self.path, json.dumps(self.data, indent=2))
         return on_epoch_end
 
 
+@contextmanager
+def _file_lock(path: Path):
+    """An exclusive advisory lock (``fcntl.flock``) around a read-modify-write of a small shared file; a no-op
+    where ``fcntl`` does not exist (Windows: one process per seed folder there)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str | Path,
-             rows: Sequence[str], progress: bool = True, override_identity: bool = False) -> dict[str, dict]:
+             rows: Sequence[str], progress: bool = True, override_identity: bool = False,
+             pretrained: bool = False) -> dict[str, dict]:
     """Train (or reuse) every row of one seed (``cfg.seed``) in ``folder``; return ``{row: stage summary}``.
 
     The pretrained model is trained first (the ``direct`` row); the oracle and every method start from it.
+    ``pretrained=True``: another process has finished it; its folder is only read (no lock is taken, so
+    several rows of the seed can start from it at once).
     """
     folder = Path(folder)
     rows = parse_rows(rows)
@@ -112,8 +139,11 @@ def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str 
     check_run_memory(cfg, target)
     clock = RowClock(folder)
     ident = override_identity
-    out = {"direct": pretrain(cfg, source, target, folder / "pretrain", resume="auto", progress=progress,
-                              on_epoch_end=clock.start("direct"), override_identity=ident)}
+    if pretrained:
+        out = {"direct": _finished_pretraining(folder / "pretrain")}
+    else:
+        out = {"direct": pretrain(cfg, source, target, folder / "pretrain", resume="auto", progress=progress,
+                                  on_epoch_end=clock.start("direct"), override_identity=ident)}
     init = out["direct"]["checkpoint"]
     if "direct_bn" in rows:
         out["direct_bn"] = direct_bn_row(cfg, init, target, folder / "direct_bn", progress)
@@ -125,6 +155,15 @@ def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str 
         out[m] = adapt(cfg.override(**{"uda.method": m}), source, target, init, folder / m, resume="auto",
                        progress=progress, on_epoch_end=clock.start(m), override_identity=ident)
     return out
+
+
+def _finished_pretraining(folder: Path) -> dict:
+    """The summary of a pretraining another process finished (its identity was checked by the preflight)."""
+    summary = folder / "summary.json"
+    if not (summary.is_file() and (folder / "checkpoint.pt").is_file()):
+        raise LadderError(f"{folder} holds no finished pretraining (summary.json and checkpoint.pt); the rows of "
+                          "this seed start from it")
+    return json.loads(summary.read_text())
 
 
 def direct_bn_row(cfg: Config, checkpoint: str | Path, target: ReidDataset, folder: Path,
@@ -146,9 +185,8 @@ def run_ladder(cfg: Config, source_dir: str | Path, target_dir: str | Path, out_
                command: Optional[str] = None, report: bool = True) -> dict:
     """Every row for every seed (``cfg`` with ``seed`` replaced), then ``results.md`` / ``results.csv``.
 
-    ``jobs > 1`` runs up to that many seeds at once, each in its own process with one thread
-    (``OMP_NUM_THREADS=1``; its log in ``<out>/seed<S>.log``): on a CPU with few cores that beats one
-    multi-threaded process after another. Returns ``{"rows": ..., "table": markdown, "out": path}``
+    ``jobs > 1`` runs up to that many processes at once (each seed's pretraining, then one per row; logs in
+    ``<out>/logs/``): on a CPU with few cores that beats one multi-threaded process after another. Returns ``{"rows": ..., "table": markdown, "out": path}``
     (``report=False``: train only, return ``{}``). ``command`` is recorded in the report's header.
     """
     rows, seeds = parse_rows(rows), parse_seeds(seeds)
@@ -164,8 +202,9 @@ def run_ladder(cfg: Config, source_dir: str | Path, target_dir: str | Path, out_
         print(source.summary())
         print(target.summary())
     started = time.time()
-    if jobs > 1 and len(seeds) > 1:
-        _run_parallel(cfgs, source_dir, target_dir, out, rows, int(jobs), override_identity)
+    if jobs > 1:
+        from .parallel import run_parallel
+        run_parallel(cfgs, source_dir, target_dir, out, rows, int(jobs), override_identity, progress)
     else:
         for s in seeds:
             run_seed(cfgs[s], source, target, seed_dir(out, s), rows, progress, override_identity)
@@ -173,49 +212,5 @@ def run_ladder(cfg: Config, source_dir: str | Path, target_dir: str | Path, out_
         return {}
     from .report import write_report
     return write_report(out, cfg, seeds, rows, n_target_train=len(target.train), command=command,
-                        jobs=min(int(jobs), len(seeds)), wall_seconds=time.time() - started,
+                        jobs=int(jobs), wall_seconds=time.time() - started,
                         datasets=(source, target))
-
-
-def _run_parallel(cfgs: dict[int, Config], source_dir, target_dir, out: Path, rows: Sequence[str], jobs: int,
-                  override_identity: bool) -> None:
-    """Up to ``jobs`` seeds at once, each ``python -m reid_uda_lib.ladder.worker <job file>`` with
-    ``OMP_NUM_THREADS=1``; the job file (``<out>/seed<S>/ladder_job.json``) holds the seed's full config."""
-    import subprocess
-    out.mkdir(parents=True, exist_ok=True)
-    package_root = str(Path(__file__).resolve().parents[2])      # the children import this same package
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
-    pending, running, failed = list(cfgs), {}, []
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                s = pending.pop(0)
-                folder = seed_dir(out, s)
-                folder.mkdir(parents=True, exist_ok=True)
-                job = folder / "ladder_job.json"
-                atomic_write_text(job, json.dumps({"config": cfgs[s].to_dict(), "source": str(source_dir),
-                                                   "target": str(target_dir), "folder": str(folder),
-                                                   "rows": list(rows), "override_identity": override_identity},
-                                                  indent=2, default=list))
-                log = out / f"seed{s}.log"
-                print(f"seed {s}: running, log in {log}", flush=True)
-                with open(log, "ab") as fh:
-                    running[s] = subprocess.Popen([sys.executable, "-m", "reid_uda_lib.ladder.worker", str(job)],
-                                                  stdout=fh, stderr=subprocess.STDOUT, env=env)
-            time.sleep(0.2)
-            for s, p in list(running.items()):
-                if p.poll() is not None:
-                    del running[s]
-                    print(f"seed {s}: {'done' if p.returncode == 0 else f'FAILED (exit code {p.returncode})'}",
-                          flush=True)
-                    if p.returncode != 0:
-                        failed.append(s)
-    except BaseException:
-        for p in running.values():                # Ctrl-C: stop the children; their finished epochs stay
-            p.terminate()
-        raise
-    if failed:
-        raise LadderError(f"seed(s) {', '.join(map(str, failed))} failed; see "
-                          + ", ".join(str(out / f"seed{s}.log") for s in failed)
-                          + ". The other seeds' stages are kept; run the same command again to resume.")

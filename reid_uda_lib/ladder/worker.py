@@ -1,8 +1,8 @@
-"""One seed of a parallel ladder, in its own process: ``python -m reid_uda_lib.ladder.worker JOB.json``.
+"""One item of a parallel ladder (a seed's pretraining, or one row), in its own process: ``python -m reid_uda_lib.ladder.worker JOB.json``.
 
-The job file (written by :func:`reid_uda_lib.ladder.run.run_ladder` with ``jobs > 1``) holds the seed's full
-config, the two dataset folders, the seed folder and the rows. The parent has checked every stage folder and
-decoded every image already; this process trains with one thread (its parent sets ``OMP_NUM_THREADS=1``).
+The job file (written by :mod:`reid_uda_lib.ladder.parallel` with ``jobs > 1``) holds the seed's full config,
+the two dataset folders, the seed folder, the rows, whether the seed's pretraining is already finished, and
+the number of torch threads. The parent has checked every stage folder and decoded every image already.
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m reid_uda_lib.ladder.worker JOB.json", file=sys.stderr)
         return 2
     job = json.loads(open(argv[0]).read())
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(job.get("threads", 1)))
     cfg = Config.from_dict(job["config"])
     source, target = load_dataset(job["source"]), load_dataset(job["target"])
     run_seed(cfg, source, target, job["folder"], job["rows"], progress=False,
-             override_identity=job["override_identity"])
+             override_identity=job["override_identity"], pretrained=bool(job.get("pretrained", False)))
     return 0
 
 
