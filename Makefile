@@ -17,20 +17,27 @@ empty  :=
 space  := $(empty) $(empty)
 comma  := ,
 
-.PHONY: setup demo test bench ladder results-bn clean-runs
+.PHONY: setup setup-dev demo test bench ladder results-bn clean-runs
 
+# setup: the package and what it runs with (make demo, ladder, bench); setup-dev adds the test and notebook
+# tools (pytest, nbval, jupyterlab, papermill, nbconvert: make test, make docs)
 setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
 demo: setup
 	$(PY) -m reid_uda_lib demo --preset $(PRESET) --data data/synthetic --out runs/demo-$(PRESET)
 
-test: setup
+test: setup-dev
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # Small sizes: every script finishes in a few minutes on a 2-core CPU (the README's figures use the
@@ -68,5 +75,5 @@ clean-runs:
 # series' stages into runs/series-cpu, or reuses them), checked, saved as .ipynb and .html (DOCS_PRESET=ci: a
 # quick check of the command).
 .PHONY: docs
-docs: setup
+docs: setup-dev
 	$(PY) tools/render_docs.py --preset $(or $(DOCS_PRESET),cpu) --out docs

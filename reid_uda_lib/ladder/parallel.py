@@ -31,11 +31,11 @@ from ..engine.checkpoint import atomic_write_text
 from .rows import methods_of
 from .run import LadderError, seed_dir
 
-#: Relative training cost of a row's process (SBase = 1; measured on the cpu preset, ladder/README).
-#: Only the order of the queue depends on it.
+#: Relative training cost of a row's process (SBase = 1; the cpu preset's ladder, one thread per process:
+#: SBase 192 s, SBase+DCDFA 202 s, LF² 195 s). Only the order of the queue depends on it.
 ROW_COST = {"oracle": 0.3, "base": 0.7, "base_mb": 0.9, "base_meannet": 0.8, "sbase": 1.0, "sbase_dann": 1.1,
-            "dcdfa_cid": 1.3, "dcdfa_cid_rreid": 1.4, "dcdfa_cid_domain": 1.4, "dcdfa": 1.45,
-            "lf2_base": 0.6, "lf2_nofm": 0.7, "lf2": 0.8, "lf2_dcdfa": 1.6}
+            "dcdfa_cid": 1.02, "dcdfa_cid_rreid": 1.04, "dcdfa_cid_domain": 1.04, "dcdfa": 1.05,
+            "lf2_base": 0.8, "lf2_nofm": 0.95, "lf2": 1.0, "lf2_dcdfa": 1.3}
 
 
 @dataclass
