@@ -87,7 +87,7 @@ def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic
 
 
 def test_parallel_items_pretraining_first_then_costliest_rows_and_relayed_lines(tmp_path, capsys):
-    from reid_uda_lib.ladder.parallel import Item, _relay, next_ready, plan_items
+    from reid_uda_lib.ladder.parallel import Item, _relay, next_ready, plan_items, threads_for
     items = plan_items([0, 1], ["oracle", "direct", "direct_bn", "sbase", "dcdfa", "lf2"])
     assert [(it.name, it.rows) for it in items[:2]] == [("seed0-pretrain", ["direct", "direct_bn"]),
                                                         ("seed0-oracle", ["oracle"])]
@@ -95,6 +95,12 @@ def test_parallel_items_pretraining_first_then_costliest_rows_and_relayed_lines(
     rows_only = [it for it in items if not it.pretraining]
     assert next_ready(rows_only, set()) is None                 # no seed pretrained yet: nothing can start
     assert next_ready(rows_only, {1}).name == "seed1-dcdfa"     # the costliest row of a pretrained seed
+    # one seed (make demo): its pretraining runs alone with every thread, its rows with one thread each
+    one = plan_items([0], ["direct", "sbase", "lf2"])
+    pre = one.pop(0)
+    assert threads_for([], one, set(), jobs=2) == 2
+    assert threads_for([pre], one, {0}, jobs=2) == 1 and threads_for([], one, {0}, jobs=2) == 1
+    assert threads_for([], items[1:], set(), jobs=2) == 1       # two seeds: the other pretraining waits
     log = tmp_path / "x.log"
     log.write_bytes(b"[uda] epoch 1 | a\n[uda] epo")
     item = Item(0, ["sbase"], False, "seed0-sbase", log=log)

@@ -73,6 +73,12 @@ def next_ready(pending: list[Item], done: set[int]) -> Optional[Item]:
     return max(ready, key=lambda it: (it.pretraining, it.cost))
 
 
+def threads_for(running: Sequence[Item], pending: list[Item], pretrained: set[int], jobs: int) -> int:
+    """Threads of an item about to start (already taken out of ``pending``): ``jobs`` when it runs alone and
+    nothing else could start now (one seed's pretraining), else 1."""
+    return jobs if not running and next_ready(pending, pretrained) is None else 1
+
+
 def run_parallel(cfgs: dict[int, Config], source_dir, target_dir, out: Path, rows: Sequence[str], jobs: int,
                  override_identity: bool, progress: bool = True) -> None:
     """Run every item of the ladder, up to ``jobs`` processes at once (see the module docstring)."""
@@ -92,8 +98,7 @@ def run_parallel(cfgs: dict[int, Config], source_dir, target_dir, out: Path, row
                 if item is None:
                     break
                 pending.remove(item)
-                alone = not running and next_ready(pending, pretrained | {item.seed}) is None
-                item.threads = jobs if alone else 1
+                item.threads = threads_for(running, pending, pretrained, jobs)
                 _start(item, cfgs[item.seed], source_dir, target_dir, out, override_identity, base_env, progress)
                 running.append(item)
             time.sleep(0.2)
