@@ -9,7 +9,7 @@ from torch import nn
 
 from reid_uda_lib.config import DataConfig
 from reid_uda_lib.engine import adapt, load_checkpoint
-from reid_uda_lib.engine.bn_stats import TargetBNStats, refresh_bn_stats
+from reid_uda_lib.engine.bn_stats import TargetBNStats, bn_subset, refresh_bn_stats
 from reid_uda_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
 
@@ -51,6 +51,16 @@ def test_refresh_keeps_the_global_rng_and_needs_images(tmp_path):
     with pytest.raises(ValueError, match="no target images"):
         refresh_bn_stats(net, [], DataConfig(), torch.device("cpu"), progress=False)
     assert refresh_bn_stats(nn.Linear(2, 2), [], DataConfig(), torch.device("cpu")) == 0    # nothing to do
+
+
+def test_bn_subset_is_evenly_spaced_and_deterministic():
+    items = [(f"{i}.png", i // 10, i % 5) for i in range(100)]
+    assert bn_subset(items, 0) == items and bn_subset(items, 500) == items
+    sub = bn_subset(items, 8)
+    assert [p for p, _, _ in sub] == [f"{i}.png" for i in (0, 12, 25, 37, 50, 62, 75, 87)]
+    assert sub == bn_subset(items, 8) and len({p for _, p, _ in sub}) == 8     # spread over the identities
+    with pytest.raises(ValueError, match="target_bn_images must be >= 0"):
+        bn_subset(items, -1)
 
 
 def test_target_statistics_are_refreshed_once_per_weight_change(tmp_path):

@@ -27,6 +27,12 @@ def test_steps_worked_values():
     o = oracle_config(cfg.override(**{"optim.milestones": (2,), "data.random_erasing_p": 0.3}), 1305)
     assert (o.pretrain.epochs, o.pretrain.iters_per_epoch, o.optim.milestones) == (4, 40, ())
     assert o.data.pretrain_random_erasing_p == 0.3 and o.optim.lr == cfg.optim.lr
+    # with a fine-tuning learning rate (uda.lr) the oracle trains at it too; the pretraining keeps optim.lr
+    from reid_uda_lib.engine.common import build_optimizer, uda_optim
+    ft = cfg.override(**{"optim.lr": 3.5e-4, "uda.lr": 7e-4})
+    assert oracle_config(ft, 1305).optim.lr == 7e-4 and uda_optim(ft).lr == 7e-4 and uda_optim(cfg) is cfg.optim
+    opt = build_optimizer([torch.nn.Parameter(torch.zeros(1))], uda_optim(ft))
+    assert opt.param_groups[0]["lr"] == 7e-4 and opt.param_groups[0]["weight_decay"] == cfg.optim.weight_decay
 
 
 def test_init_loads_the_backbone_and_builds_the_head_from_identity_centroids(tiny_pretrained):

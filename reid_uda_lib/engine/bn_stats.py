@@ -26,6 +26,21 @@ from ..config import DataConfig
 from .loaders import test_loader
 
 
+def bn_subset(items: Sequence[tuple], max_images: int = 0) -> list:
+    """The images the statistics are estimated on: all of ``items`` (``max_images`` 0 or >= their number), else
+    ``max_images`` of them evenly spaced over the list (deterministic, so every camera and identity of a sorted
+    split is represented; ``uda.target_bn_images``). Running means and variances settle within a few hundred
+    images, and the pass is repeated every epoch."""
+    items = list(items)
+    n = int(max_images)
+    if n < 0:
+        raise ValueError(f"uda.target_bn_images must be >= 0 (0: every target train image); got {max_images!r}")
+    if n == 0 or n >= len(items):
+        return items
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
 @torch.no_grad()
 def refresh_bn_stats(net: nn.Module, items: Sequence[tuple], cfg: DataConfig, device: torch.device,
                      desc: str = "target BN statistics", progress: bool = True) -> int:

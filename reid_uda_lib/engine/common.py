@@ -20,6 +20,13 @@ def build_optimizer(params: Iterable, cfg: OptimConfig) -> torch.optim.Optimizer
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def uda_optim(cfg) -> OptimConfig:
+    """The optimiser settings of the fine-tuning stages (UDA and the oracle): ``optim`` with ``uda.lr`` as the
+    learning rate when it is set (> 0), else ``optim`` as it is."""
+    import dataclasses
+    return dataclasses.replace(cfg.optim, lr=cfg.uda.lr) if cfg.uda.lr > 0 else cfg.optim
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-epoch schedule: linear warm-up for ``warmup_epochs``, then ×gamma at each milestone epoch."""
     milestones = sorted(cfg.milestones)

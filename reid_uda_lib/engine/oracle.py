@@ -42,8 +42,10 @@ def oracle_steps_per_epoch(cfg: Config, n_target_train: int) -> int:
 
 def oracle_config(cfg: Config, n_target_train: int) -> Config:
     """The config of the oracle stage: ``uda.epochs`` epochs of :func:`oracle_steps_per_epoch` steps at the
-    constant ``optim.lr``, with the fine-tuning augmentation; evaluated as often as the UDA stage."""
+    constant learning rate of the UDA rows (``uda.lr``, else ``optim.lr``), with the fine-tuning augmentation;
+    evaluated as often as the UDA stage."""
     return cfg.override(**{
+        "optim.lr": cfg.uda.lr if cfg.uda.lr > 0 else cfg.optim.lr,
         "pretrain.epochs": cfg.uda.epochs,
         "pretrain.iters_per_epoch": oracle_steps_per_epoch(cfg, n_target_train),
         "pretrain.eval_every": cfg.uda.eval_every,

@@ -41,10 +41,10 @@ from ..models import MeanTeacher, build_model
 from ..utils import resolve_device, seed_everything
 from . import distributed as ddp
 from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state
-from .common import RunningMean, build_optimizer, check_finite
+from .common import RunningMean, build_optimizer, check_finite, uda_optim
 from .features import evaluate_model, extract_features
 from .loaders import num_batches_for, to_device, train_loader
-from .bn_stats import TargetBNStats
+from .bn_stats import TargetBNStats, bn_subset
 from .lock import release_on_error
 from .method_base import ClusterContext, EpochContext
 from .methods import get_method
@@ -93,7 +93,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     if method.memory_bank:
         memory = MemoryBank(n_src, len(target.train), model.feat_dim, momentum=cfg.loss.memory_momentum,
                             scale=cfg.loss.memory_scale, margin=cfg.loss.memory_margin).to(device)
-    optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), cfg.optim)
+    optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), uda_optim(cfg))
     eval_net = mean_net.module if mean_net is not None else model
     eval_extra = mean_extra.module if mean_extra is not None else extra
     parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg, bn_samples=bn_samples)
@@ -110,8 +110,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
 
     true_ids = np.asarray([p for _, p, _ in target.train])
     epochs = cfg.uda.epochs
-    target_bn = TargetBNStats(eval_net, target.train, cfg.data, device, progress=progress) \
-        if cfg.uda.target_bn else None
+    target_bn = TargetBNStats(eval_net, bn_subset(target.train, cfg.uda.target_bn_images), cfg.data, device,
+                              progress=progress) if cfg.uda.target_bn else None
 
     def evaluate(epoch: int) -> dict:
         """After the epoch's checkpoint: the method's probes, the target test metrics of this epoch (and, at

@@ -202,7 +202,7 @@ def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int,
              f"Oracle: supervised on the target's labels, initialised from the same source-pretrained checkpoint "
              f"as every UDA row, {oracle_steps(cfg, n_target_train) if n_target_train else '?'} steps "
              f"(`uda.epochs` × one pass over the target's training images, or × `uda.iters_per_epoch` when set), "
-             "constant `optim.lr`. Metrics in % on the target's test split at the last epoch, mean ± sample std "
+             "the UDA rows' constant learning rate (`uda.lr`, else `optim.lr`). Metrics in % on the target's test split at the last epoch, mean ± sample std "
              "over the seeds. Gap closed: (row − DT) / (oracle − DT) per seed, then mean ± std. Pseudo-label "
              "quality: the last round's clusters against the hidden ids (mean over seeds). A seed whose oracle "
              "does not beat its direct transfer gives no gap share (\"k of n seeds\"). s/row: wall seconds "

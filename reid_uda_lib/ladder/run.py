@@ -168,11 +168,14 @@ def _finished_pretraining(folder: Path) -> dict:
 
 def direct_bn_row(cfg: Config, checkpoint: str | Path, target: ReidDataset, folder: Path,
                   progress: bool = True) -> dict:
-    """The pretrained model with BatchNorm statistics re-estimated on the target train images (AdaBN), evaluated
+    """The pretrained model with BatchNorm statistics re-estimated on the target train images (AdaBN; the same
+    ``uda.target_bn_images`` as the UDA rows), evaluated
     on the target test split; written to ``folder/summary.json`` (recomputed every time: seconds, no training,
     always consistent with the checkpoint)."""
+    from ..engine.bn_stats import bn_subset
     from ..engine.evaluate_checkpoint import evaluate_checkpoint
-    res = evaluate_checkpoint(checkpoint, target, device=cfg.device, progress=progress, target_bn=target.train)
+    res = evaluate_checkpoint(checkpoint, target, device=cfg.device, progress=progress,
+                              target_bn=bn_subset(target.train, cfg.uda.target_bn_images))
     summary = {"stage": "direct_bn", "checkpoint": str(checkpoint), "target": res}
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
