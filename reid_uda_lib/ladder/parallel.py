@@ -74,9 +74,10 @@ def next_ready(pending: list[Item], done: set[int]) -> Optional[Item]:
 
 
 def threads_for(running: Sequence[Item], pending: list[Item], pretrained: set[int], jobs: int) -> int:
-    """Threads of an item about to start (already taken out of ``pending``): ``jobs`` when it runs alone and
-    nothing else could start now (one seed's pretraining), else 1."""
-    return jobs if not running and next_ready(pending, pretrained) is None else 1
+    """Threads of an item about to start (already taken out of ``pending``): ``jobs`` (at most the machine's
+    CPUs) when it runs alone and nothing else could start now (one seed's pretraining), else 1."""
+    alone = not running and next_ready(pending, pretrained) is None
+    return max(1, min(jobs, os.cpu_count() or 1)) if alone else 1
 
 
 def run_parallel(cfgs: dict[int, Config], source_dir, target_dir, out: Path, rows: Sequence[str], jobs: int,
