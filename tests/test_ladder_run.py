@@ -75,6 +75,7 @@ def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic
     assert rows[0]["row"] == "oracle (supervised on target, from the pretrained model, 6 steps)"
     md = (out / "results.md").read_text()
     assert "--jobs 2" in md and "up to 2 processes at once" in md and "1 thread per process" in md
+    assert "(when the call started)" in md                  # the commit of the code that trained
 
     # once more: everything is reused, the table is the same
     before = (out / "results.csv").read_text()

@@ -182,7 +182,7 @@ def git_commit() -> str:
 
 
 def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int, wall_seconds: Optional[float],
-           datasets=None, n_target_train: int = 0) -> str:
+           datasets=None, n_target_train: int = 0, commit: Optional[str] = None) -> str:
     m = machine_info(cfg.device)
     cpu = f"{m['cpu']}" + (f" (`cpu family` {m['cpu_family']})" if m["cpu_family"] else "")
     threads = ("1 thread per process (a pretraining alone: {jobs})".format(jobs=jobs) if jobs > 1
@@ -194,7 +194,7 @@ def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int,
              f"{', '.join(map(str, seeds))}; "
              + (f"up to {jobs} processes at once (each seed's pretraining, then one per row)" if jobs > 1
                 else "one process"),
-             f"- commit: {git_commit()}",
+             f"- commit: {commit or git_commit()}" + (" (when the call started)" if commit else ""),
              f"- machine: {cpu}, {m['logical_cpus']} logical CPUs, {threads}; GPU: {m['gpu'] or 'none'}; "
              f"torch {m['torch']}",
              f"- written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
@@ -212,8 +212,9 @@ def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int,
 
 def write_report(out_dir: str | Path, cfg: Config, seeds: Sequence[int], rows: Sequence[str],
                  n_target_train: int = 0, command: Optional[str] = None, jobs: int = 1,
-                 wall_seconds: Optional[float] = None, datasets=None) -> dict:
-    """Write ``<out>/results.md`` and ``<out>/results.csv``; return ``{"rows", "table", "markdown", "out"}``."""
+                 wall_seconds: Optional[float] = None, datasets=None, commit: Optional[str] = None) -> dict:
+    """Write ``<out>/results.md`` and ``<out>/results.csv``; return ``{"rows", "table", "markdown", "out"}``.
+    ``commit``: the code's commit as read when the training started (default: read now)."""
     out = Path(out_dir)
     entries = collect(out, seeds, rows)
     steps = oracle_steps(cfg, n_target_train) if n_target_train else None
@@ -221,7 +222,7 @@ def write_report(out_dir: str | Path, cfg: Config, seeds: Sequence[int], rows: S
         if e["key"] == "oracle" and e["extra"] is None:
             e["label"] = oracle_label(steps)
     table = markdown_table(entries)
-    md = header(cfg, seeds, command, jobs, wall_seconds, datasets, n_target_train) + "\n" + table
+    md = header(cfg, seeds, command, jobs, wall_seconds, datasets, n_target_train, commit) + "\n" + table
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.md", md)
     atomic_write_text(out / "results.csv", csv_text(entries))

@@ -205,6 +205,8 @@ def run_ladder(cfg: Config, source_dir: str | Path, target_dir: str | Path, out_
         print(source.summary())
         print(target.summary())
     started = time.time()
+    from .report import git_commit
+    commit = git_commit()               # the code that trains: a commit made during a long run must not be named
     if jobs > 1:
         from .parallel import run_parallel
         run_parallel(cfgs, source_dir, target_dir, out, rows, int(jobs), override_identity, progress)
@@ -216,4 +218,4 @@ def run_ladder(cfg: Config, source_dir: str | Path, target_dir: str | Path, out_
     from .report import write_report
     return write_report(out, cfg, seeds, rows, n_target_train=len(target.train), command=command,
                         jobs=int(jobs), wall_seconds=time.time() - started,
-                        datasets=(source, target))
+                        datasets=(source, target), commit=commit)
