@@ -41,16 +41,17 @@ test: setup-dev
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # Small sizes: every script finishes in a few minutes on a 2-core CPU (the README's figures use the
-# full sizes: see benchmarks/README.md). BENCH_DEVICE=cuda runs the torch side on a GPU.
+# full sizes: see benchmarks/README.md). BENCH_DEVICE=cuda runs the torch side on a GPU. A script that misses
+# its target exits 1; make reports it ("ignored") and runs the others, so every figure is printed.
 BENCH_DEVICE ?= cpu
 bench: setup
-	$(PY) benchmarks/bench_evaluation.py --device $(BENCH_DEVICE)
-	$(PY) benchmarks/bench_jaccard.py --quick --repeats 1 --device $(BENCH_DEVICE)
-	$(PY) benchmarks/bench_kmeans.py --n 3000 --k 150 --ids 175 --device $(BENCH_DEVICE)
-	$(PY) benchmarks/bench_step.py --methods sbase,dcdfa,lf2 --arch resnet18 --height 128 --width 64 --batch 32 \
+	-$(PY) benchmarks/bench_evaluation.py --device $(BENCH_DEVICE)
+	-$(PY) benchmarks/bench_jaccard.py --quick --repeats 1 --device $(BENCH_DEVICE)
+	-$(PY) benchmarks/bench_kmeans.py --n 3000 --k 150 --ids 175 --device $(BENCH_DEVICE)
+	-$(PY) benchmarks/bench_step.py --methods sbase,dcdfa,lf2 --arch resnet18 --height 128 --width 64 --batch 32 \
 	  --rounds 3 --device $(BENCH_DEVICE)
-	$(PY) benchmarks/bench_throughput.py --steps 3 --loader-batches 10 --device $(BENCH_DEVICE)
-	$(PY) benchmarks/bench_bn_groups.py --rounds 3 --device $(BENCH_DEVICE)
+	-$(PY) benchmarks/bench_throughput.py --steps 3 --loader-batches 10 --device $(BENCH_DEVICE)
+	-$(PY) benchmarks/bench_bn_groups.py --rounds 3 --device $(BENCH_DEVICE)
 
 # Every row over the seeds on the synthetic pair: JOBS single-threaded processes at once, each seed's
 # pretraining first, then one process per row (on a 2-core machine this beats one 2-thread process after
