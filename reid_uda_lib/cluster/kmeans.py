@@ -1,7 +1,9 @@
 """k-means in torch on the features' device (LF²'s multi-level clustering: M = 500 / 700 / 900 clusters).
 
-LF² clusters K + 1 = 3 feature sets per epoch at N ≈ 13–17k, d = 2048; sklearn's ``KMeans`` takes about a
-minute per call on a 2-core CPU, which would dominate training. This version is exact Lloyd k-means on the
+LF² clusters K + 1 = 3 feature sets per epoch at N ≈ 13–17k, d = 2048; sklearn's ``KMeans`` takes 16–20 s
+per call on the faster 2-core CPU of this project (48–81 s were measured on the slower one), which would
+dominate training. This version is 2.6× / 7.1× faster at k = 500 / 900 on a quiet machine
+(``benchmarks/bench_kmeans.py``; its 10× target is not reached yet). It is exact Lloyd k-means on the
 L2-normalised features, made fast by four choices:
 
 * **k-means++ seeding on the top principal components** (Arthur & Vassilvitskii 2007, greedy with
