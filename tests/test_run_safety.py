@@ -115,6 +115,25 @@ def test_2_one_writer_per_run_folder(domains, finished, capsys):
     assert not lock.exists() and snapshot(finished) == before
 
 
+def test_2b_a_finished_stage_is_reused_read_only(domains, finished, monkeypatch, capsys):
+    """Reusing a complete stage takes no lock and writes nothing: several processes may start from it at once
+    (a second process sees no lock file); a stage with something to repair goes through the locked path
+    (test_2: stale lock, test_7: torn log)."""
+    from reid_uda_lib.engine.lock import RunLock
+    src, tgt = domains
+    run = finished / "pretrain"
+    before = snapshot(finished)
+
+    def no_lock(self):
+        raise AssertionError(f"a complete stage took its lock {self.path}")
+    monkeypatch.setattr(RunLock, "acquire", no_lock)
+    for _ in range(2):
+        res = pretrain(_cfg(), src, tgt, run, resume="auto", progress=False)
+        assert res["target"] == json.loads((run / "summary.json").read_text())["target"]
+        assert f"reused {run}" in capsys.readouterr().out
+        assert not (run / ".lock").exists() and snapshot(finished) == before
+
+
 def test_3_config_is_validated_before_any_work(finished, synthetic_pair, capsys):
     for over, msg in (({"uda.epochs": 0}, "uda.epochs: expected >= 1, got 0"),
                       ({"pretrain.epochs": 0}, "pretrain.epochs: expected >= 1, got 0"),

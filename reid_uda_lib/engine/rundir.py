@@ -8,7 +8,10 @@
     <run>/.lock            while a process writes into the folder (pid, host, start time)
 
 Everything that can refuse a reuse (an existing checkpoint without ``resume``, another identity, a lock held
-by another process) is checked before the first byte is written.
+by another process) is checked before the first byte is written. A stage that is already complete (its last
+epoch checkpointed, evaluated and logged, ``summary.json`` written) is reused **read-only**: no lock is taken
+and nothing is written, so several processes can start from the same finished stage at once (the ladder's
+rows, two notebooks on one run folder).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from .checkpoint import (CheckpointError, atomic_write_text, check_model_config,
                          remove_orphan_temp_files, save_checkpoint, set_rng_state)
 from . import distributed as ddp
 from .identity import check_identity, run_identity
-from .lock import RunLock
+from .lock import LOCK_NAME, RunLock
 from .runlog import MetricsLog, _clean, format_record
 
 
@@ -55,6 +58,7 @@ class RunDir:
         self.writer = ddp.is_main()
         self.log: Optional[MetricsLog] = None           # rank 0's, made in _open
         self.lock: Optional[RunLock] = None
+        self.read_only = False                          # a complete stage reused without lock or writes
         resumed, self.pending = ddp.on_rank0(lambda: self._open(resume, override_identity))
         if not self.writer and resumed:
             self.resume_state = load_checkpoint(self.checkpoint, kind=stage)
@@ -64,6 +68,9 @@ class RunDir:
         """Check the folder, take the lock, prepare the log (rank 0); returns (resuming?, pending record)."""
         if self.root.exists() and not self.root.is_dir():
             raise NotADirectoryError(f"run directory {self.root} exists and is not a folder")
+        if self._reuse_read_only(resume, override_identity):
+            print(self._resume_line(), flush=True)
+            return True, None
         self.root.mkdir(parents=True, exist_ok=True)
         self.lock = RunLock(self.root).acquire()
         try:
@@ -90,6 +97,31 @@ class RunDir:
         if self.resume_state is None:           # a resumed run's config.json changes with its next checkpoint
             atomic_write_text(self.root / "config.json", self.cfg.to_json())
         return self.resume_state is not None, pending
+
+    def _reuse_read_only(self, resume: bool | str, override_identity: bool) -> bool:
+        """True when the folder holds this stage complete: every epoch checkpointed, the last one's record
+        logged, ``summary.json`` written, and no other live process holding the lock. Then nothing more is
+        written (not even the lock); anything short of that, a lock file in the folder, or something a kill left
+        to repair (a torn log line, a temporary checkpoint) goes through the locked path."""
+        epochs = getattr(getattr(self.cfg, self.stage, None), "epochs", None)
+        if not resume or epochs is None or not self.checkpoint.is_file() \
+                or not (self.root / "summary.json").is_file():
+            return False
+        if (self.root / LOCK_NAME).exists():        # a writer, or a stale lock: the locked path refuses or
+            return False                            # takes it over, as for any stage
+        if any(self.root.glob(self.checkpoint.name + ".*.tmp")) or not _log_intact(self.root / "metrics.jsonl"):
+            return False                            # a kill left something to repair: the locked path does it
+        state = check_reuse(self.root, self.stage, self.cfg, resume, self.identity, override_identity)
+        if state is None or int(state["epoch"]) + 1 < int(epochs):
+            return False
+        log = MetricsLog(self.root / "metrics.jsonl")
+        saved = state.get("record")
+        if saved is not None and not any(r.get("stage") == self.stage and r.get("epoch") == saved.get("epoch")
+                                         for r in log.read()):
+            return False                            # its last evaluation is pending: the locked path does it
+        self.log, self.resume_state, self.read_only = log, state, True
+        self.start_epoch = int(state["epoch"]) + 1
+        return True
 
     def restore(self, **components: Any) -> int:
         """Load each ``name=obj`` (anything with ``load_state_dict``) from the resumed checkpoint, restore the
@@ -154,8 +186,9 @@ class RunDir:
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         """Write ``summary.json`` and the curves (unchanged files are not rewritten), release the lock; say
-        "trained <run>" when this call trained it from scratch. Only rank 0 writes."""
-        if not self.writer:
+        "trained <run>" when this call trained it from scratch. Only rank 0 writes; a read-only reuse writes
+        nothing (its summary and curves are already there)."""
+        if not self.writer or self.read_only:
             return summary
         if self.resume_state is None:
             print(f"trained {self.root} (preset {self.cfg.preset}, seed {self.cfg.seed})", flush=True)
@@ -182,6 +215,15 @@ class RunDir:
         records = [r for r in self.log.read() if r.get("stage") == self.stage]
         return records[-1] if records else {}
 
+
+
+def _log_intact(path: Path) -> bool:
+    """The metrics log exists and ends with a complete line (a kill during an append leaves a torn one)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return not data or data.endswith(b"\n")
 
 
 def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str, identity: Mapping[str, Any],
