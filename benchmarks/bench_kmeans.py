@@ -9,6 +9,7 @@ LF² clusters three feature sets per epoch with k-means at N ≈ 13–17k, d = 2
     .venv/bin/python benchmarks/bench_kmeans.py --n 3000 --k 150         # a quick check
     .venv/bin/python benchmarks/bench_kmeans.py --features feats.npy     # real (N, d) features, e.g. a teacher's
     .venv/bin/python benchmarks/bench_kmeans.py --device cuda            # ours on the GPU (sklearn stays on the CPU)
+    .venv/bin/python benchmarks/bench_kmeans.py --breakdown --tol 1e-2  # where ours spends its time; a looser stop
 
 Without ``--features`` the features are synthetic and ReID-like: ``--ids`` identities (751, Market's train
 ids), each image a noisy view (identity + camera + image noise in a 128-d latent space) mapped to d dimensions
@@ -53,6 +54,10 @@ def main(argv=None) -> int:
     ap.add_argument("--features", default=None, help=".npy (N, d) features instead of synthetic ones")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="device of the torch k-means")
+    ap.add_argument("--tol", type=float, default=None,
+                    help="our stopping rule: at most tol x N points move in a pass (default: the library's)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time our k-means++ seeding and Lloyd passes separately (one more run of ours)")
     args = ap.parse_args(argv)
 
     if args.features:
@@ -69,7 +74,7 @@ def main(argv=None) -> int:
     for k in (int(v) for v in args.k.split(",")):
         xd = x.to(dev)
         t0 = time.perf_counter()
-        res = kmeans(xd, k, seed=args.seed)
+        res = kmeans(xd, k, seed=args.seed, **({} if args.tol is None else {"tol": args.tol}))
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t_ours = time.perf_counter() - t0
@@ -83,7 +88,25 @@ def main(argv=None) -> int:
         print(f"k = {k}: ours {t_ours:7.2f} s ({res.n_iter} passes)   sklearn {t_sk:7.2f} s ({sk.n_iter_} iterations)"
               f"   speed-up {ratio:5.1f}x   inertia ours {i_ours:.2f} sklearn {i_sk:.2f} (gap {100 * gap:+.2f} %)"
               f"   targets >= {SPEED_GOAL:.0f}x, gap <= {100 * INERTIA_GOAL:.0f} %: {'met' if met else 'NOT met'}")
+        if args.breakdown:
+            print("        " + breakdown(xd, k, args.seed, args.tol))
     return 0 if ok else 1
+
+
+def breakdown(x: torch.Tensor, k: int, seed: int, tol: float | None) -> str:
+    """Seconds of our k-means++ seeding and of the Lloyd passes, run the way :func:`kmeans` runs them."""
+    import importlib
+    import inspect
+    km = importlib.import_module("reid_uda_lib.cluster.kmeans")     # the module (the package exports the function)
+    defaults = {n: p.default for n, p in inspect.signature(km.kmeans).parameters.items()}
+    tol = defaults["tol"] if tol is None else tol
+    with km.few_threads(x.device):
+        t0 = time.perf_counter()
+        seeds = km.kmeans_plusplus(x, k, torch.Generator().manual_seed(seed))
+        t1 = time.perf_counter()
+        _, _, passes = km._lloyd(x, x[seeds].clone(), defaults["max_iter"], tol)
+        t2 = time.perf_counter()
+    return f"ours: seeding {t1 - t0:.2f} s, {passes} Lloyd passes {t2 - t1:.2f} s (tol {tol:g})"
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def _start(item: Item, cfg: Config, source_dir, target_dir, out: Path, override_
     job = out / "logs" / f"{item.name}.json"
     atomic_write_text(job, json.dumps({"config": cfg.to_dict(), "source": str(source_dir),
                                        "target": str(target_dir), "folder": str(folder), "rows": item.rows,
-                                       "pretrained": not item.pretraining, "threads": item.threads,
+                                       "threads": item.threads,
                                        "override_identity": override_identity}, indent=2, default=list))
     item.log = out / "logs" / f"{item.name}.log"
     item.offset = item.log.stat().st_size if item.log.exists() else 0

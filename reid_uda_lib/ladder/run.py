@@ -125,13 +125,12 @@ def _file_lock(path: Path):
 
 
 def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str | Path,
-             rows: Sequence[str], progress: bool = True, override_identity: bool = False,
-             pretrained: bool = False) -> dict[str, dict]:
+             rows: Sequence[str], progress: bool = True, override_identity: bool = False) -> dict[str, dict]:
     """Train (or reuse) every row of one seed (``cfg.seed``) in ``folder``; return ``{row: stage summary}``.
 
     The pretrained model is trained first (the ``direct`` row); the oracle and every method start from it.
-    ``pretrained=True``: another process has finished it; its folder is only read (no lock is taken, so
-    several rows of the seed can start from it at once).
+    When another process has finished it, it is reused read-only (no lock: several rows of the seed can start
+    from it at once; :class:`~reid_uda_lib.engine.rundir.RunDir`).
     """
     folder = Path(folder)
     rows = parse_rows(rows)
@@ -139,11 +138,8 @@ def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str 
     check_run_memory(cfg, target)
     clock = RowClock(folder)
     ident = override_identity
-    if pretrained:
-        out = {"direct": _finished_pretraining(folder / "pretrain")}
-    else:
-        out = {"direct": pretrain(cfg, source, target, folder / "pretrain", resume="auto", progress=progress,
-                                  on_epoch_end=clock.start("direct"), override_identity=ident)}
+    out = {"direct": pretrain(cfg, source, target, folder / "pretrain", resume="auto", progress=progress,
+                              on_epoch_end=clock.start("direct"), override_identity=ident)}
     init = out["direct"]["checkpoint"]
     if "direct_bn" in rows:
         out["direct_bn"] = direct_bn_row(cfg, init, target, folder / "direct_bn", progress)
@@ -155,15 +151,6 @@ def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str 
         out[m] = adapt(cfg.override(**{"uda.method": m}), source, target, init, folder / m, resume="auto",
                        progress=progress, on_epoch_end=clock.start(m), override_identity=ident)
     return out
-
-
-def _finished_pretraining(folder: Path) -> dict:
-    """The summary of a pretraining another process finished (its identity was checked by the preflight)."""
-    summary = folder / "summary.json"
-    if not (summary.is_file() and (folder / "checkpoint.pt").is_file()):
-        raise LadderError(f"{folder} holds no finished pretraining (summary.json and checkpoint.pt); the rows of "
-                          "this seed start from it")
-    return json.loads(summary.read_text())
 
 
 def direct_bn_row(cfg: Config, checkpoint: str | Path, target: ReidDataset, folder: Path,

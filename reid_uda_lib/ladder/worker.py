@@ -1,8 +1,8 @@
 """One item of a parallel ladder (a seed's pretraining, or one row), in its own process: ``python -m reid_uda_lib.ladder.worker JOB.json``.
 
 The job file (written by :mod:`reid_uda_lib.ladder.parallel` with ``jobs > 1``) holds the seed's full config,
-the two dataset folders, the seed folder, the rows, whether the seed's pretraining is already finished, and
-the number of torch threads. The parent has checked every stage folder and decoded every image already.
+the two dataset folders, the seed folder, the rows and the number of torch threads (a row's process reuses
+its seed's finished pretraining read-only). The parent has checked every stage folder and decoded every image already.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config.from_dict(job["config"])
     source, target = load_dataset(job["source"]), load_dataset(job["target"])
     run_seed(cfg, source, target, job["folder"], job["rows"], progress=False,
-             override_identity=job["override_identity"], pretrained=bool(job.get("pretrained", False)))
+             override_identity=job["override_identity"])
     return 0
 
 
