@@ -3,7 +3,8 @@ features, in one process: time, ratio and inertia gap.
 
 LF² clusters three feature sets per epoch with k-means at N ≈ 13–17k, d = 2048, M = 500–900. The targets:
 ≥ 10× faster than sklearn with an inertia within 1 % of sklearn's (both inertias are computed the same way,
-Σ‖x − mean of its cluster‖², by :func:`reid_uda_lib.cluster.kmeans.inertia_of`).
+Σ‖x − mean of its cluster‖², by :func:`reid_uda_lib.cluster.kmeans.inertia_of`). Each is called once on
+2,000 points first (a warm-up), then once per k.
 
     .venv/bin/python benchmarks/bench_kmeans.py                          # N = 12,936 (Market train), d = 2048, k = 500, 900
     .venv/bin/python benchmarks/bench_kmeans.py --n 3000 --k 150         # a quick check
@@ -70,6 +71,9 @@ def main(argv=None) -> int:
     dev = resolve_device(args.device)
     print(f"N = {x.shape[0]:,}, d = {x.shape[1]}, {source}; ours on {dev}, sklearn on the CPU; "
           f"{torch.get_num_threads()} torch threads")
+    warm = min(2000, x.shape[0])                 # one-time costs (thread pools, allocators) out of the timings
+    kmeans(x[:warm].to(dev), min(50, warm), seed=args.seed)
+    KMeans(n_clusters=min(50, warm), n_init=1, random_state=args.seed).fit(x_np[:warm])
     ok = True
     for k in (int(v) for v in args.k.split(",")):
         xd = x.to(dev)
@@ -85,28 +89,38 @@ def main(argv=None) -> int:
         ratio, gap = t_sk / t_ours, (i_ours - i_sk) / i_sk
         met = ratio >= SPEED_GOAL and gap <= INERTIA_GOAL
         ok &= met
-        print(f"k = {k}: ours {t_ours:7.2f} s ({res.n_iter} passes)   sklearn {t_sk:7.2f} s ({sk.n_iter_} iterations)"
+        print(f"k = {k}: ours {t_ours:7.2f} s ({res.n_iter_pca} + {res.n_iter} passes)   sklearn {t_sk:7.2f} s ({sk.n_iter_} iterations)"
               f"   speed-up {ratio:5.1f}x   inertia ours {i_ours:.2f} sklearn {i_sk:.2f} (gap {100 * gap:+.2f} %)"
-              f"   targets >= {SPEED_GOAL:.0f}x, gap <= {100 * INERTIA_GOAL:.0f} %: {'met' if met else 'NOT met'}")
+              f"   targets >= {SPEED_GOAL:.0f}x, gap <= {100 * INERTIA_GOAL:.0f} %: {'met' if met else 'NOT met'}"
+              + ("" if (x.shape[0], x.shape[1]) == (12936, 2048) else " (the targets are set at N = 12,936, d = 2048)"))
         if args.breakdown:
             print("        " + breakdown(xd, k, args.seed, args.tol))
     return 0 if ok else 1
 
 
 def breakdown(x: torch.Tensor, k: int, seed: int, tol: float | None) -> str:
-    """Seconds of our k-means++ seeding and of the Lloyd passes, run the way :func:`kmeans` runs them."""
+    """Seconds of our stages (PCA, k-means++ seeding, Lloyd in the subspace, Lloyd in the full space), run
+    the way :func:`kmeans` runs them."""
     import importlib
     import inspect
     km = importlib.import_module("reid_uda_lib.cluster.kmeans")     # the module (the package exports the function)
-    defaults = {n: p.default for n, p in inspect.signature(km.kmeans).parameters.items()}
-    tol = defaults["tol"] if tol is None else tol
+    p = {n: v.default for n, v in inspect.signature(km.kmeans).parameters.items()}
+    tol = p["tol"] if tol is None else tol
+    x = F.normalize(x, dim=1)
     with km.few_threads(x.device):
+        gen = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
-        seeds = km.kmeans_plusplus(x, k, torch.Generator().manual_seed(seed))
+        y = km.pca_projection(x, p["init_dim"], gen, max_rows=p["pca_rows"])
         t1 = time.perf_counter()
-        _, _, passes = km._lloyd(x, x[seeds].clone(), defaults["max_iter"], tol)
+        seeds = km.kmeans_plusplus(y, k, gen)
         t2 = time.perf_counter()
-    return f"ours: seeding {t1 - t0:.2f} s, {passes} Lloyd passes {t2 - t1:.2f} s (tol {tol:g})"
+        labels, _, n_sub = km._lloyd(y, y[seeds].clone(), p["max_iter"], tol)
+        centers, _ = km._means(x, labels, k)
+        t3 = time.perf_counter()
+        _, _, n_full = km._lloyd(x, centers, p["max_iter"], tol)
+        t4 = time.perf_counter()
+    return (f"ours: PCA to {p['init_dim']}-d {t1 - t0:.2f} s, seeding {t2 - t1:.2f} s, {n_sub} Lloyd passes in the "
+            f"subspace {t3 - t2:.2f} s, {n_full} in the full space {t4 - t3:.2f} s (tol {tol:g})")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from reid_uda_lib.cluster import kmeans, label_quality, pseudo_labels, relabel_first_occurrence
-from reid_uda_lib.cluster.kmeans import _lloyd, inertia_of, kmeans_plusplus
+from reid_uda_lib.cluster.kmeans import _lloyd, inertia_of, kmeans_plusplus, pca_projection
 
 
 def blobs(ids=8, per_id=10, dim=16, spread=0.05, seed=0):
@@ -47,6 +47,34 @@ def test_inertia_within_one_percent_of_sklearn():
     ours = kmeans(x, 40, seed=0, tol=0).inertia
     sk = KMeans(40, n_init=1, random_state=0).fit(xn)
     assert ours <= 1.01 * inertia_of(xn, sk.labels_)
+
+
+def test_pca_projection_keeps_the_distances_of_data_in_a_subspace():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 6, generator=g) @ torch.randn(6, 40, generator=g) + 3.0   # rank 6, off-centre
+    for max_rows in (0, 50):                                       # axes from all rows, or from 50 of them
+        y = pca_projection(x, 6, torch.Generator().manual_seed(1), max_rows=max_rows)
+        assert y.shape == (300, 6)
+        exact = "donot_use_mm_for_euclid_dist"
+        assert torch.allclose(torch.cdist(y, y, compute_mode=exact), torch.cdist(x, x, compute_mode=exact), atol=1e-3)
+        if max_rows == 0:                                          # centred on the mean of all rows
+            assert torch.allclose(y.mean(0), torch.zeros(6), atol=1e-4)
+
+
+def test_subspace_start_then_full_space_lloyd():
+    """d > init_dim: seeding and the first passes run on the principal coordinates, then Lloyd in the full
+    space; the labels are nearest-centroid in the full space and the inertia is within 1 % of sklearn's."""
+    x, _ = blobs(ids=30, per_id=20, dim=96, spread=1.0, seed=6)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    res = kmeans(x, 30, seed=0, tol=0, init_dim=16, pca_rows=256)
+    assert res.n_iter_pca > 0 and res.n_iter >= 1
+    nearest = torch.cdist(torch.from_numpy(xn), res.centroids).argmin(1)
+    assert torch.equal(nearest, res.labels)
+    sk = KMeans(30, n_init=1, random_state=0).fit(xn)
+    assert res.inertia <= 1.01 * inertia_of(xn, sk.labels_)
+    again = kmeans(torch.from_numpy(x), 30, seed=0, tol=0, init_dim=16, pca_rows=256)
+    assert torch.equal(again.labels, res.labels) and again.inertia == res.inertia
+    assert kmeans(x, 30, seed=0, tol=0, init_dim=0).n_iter_pca == 0   # init_dim 0: no subspace
 
 
 def test_converges_and_k_equal_n_gives_zero_inertia():
