@@ -117,3 +117,22 @@ def test_bad_rows_and_half_a_pair_are_refused_before_any_work(synthetic_pair, tm
     assert "unknown ladder row(s) 'nope'" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert main(["ladder", "--preset", "ci", "--source", str(synthetic_pair["A"]), "--out", str(tmp_path / "y")]) == 2
     assert "give both --source and --target" in capsys.readouterr().err
+
+
+def test_row_clock_sums_resumed_calls_and_restarts_a_row_trained_again(tmp_path, monkeypatch):
+    """timings.json: a resumed call adds its epochs' time; a row that runs its first epoch again (its folder
+    deleted and trained from scratch) starts from 0 instead of adding to the old run."""
+    from reid_uda_lib.ladder import run as ladder_run
+    now = [100.0]
+    monkeypatch.setattr(ladder_run.time, "time", lambda: now[0])
+
+    def call(epochs, seconds_each):
+        book = ladder_run.RowClock(tmp_path).start("sbase")
+        for e in epochs:
+            now[0] += seconds_each
+            book(e, {})
+        return json.loads((tmp_path / "timings.json").read_text())["sbase"]
+
+    assert call([0, 1], 10.0) == {"seconds": 20.0, "epochs": 2}
+    assert call([2, 3], 5.0) == {"seconds": 30.0, "epochs": 4}          # resumed: 20 + 2 x 5
+    assert call([0], 7.0) == {"seconds": 7.0, "epochs": 1}              # trained again from scratch

@@ -83,7 +83,8 @@ class RowClock:
 
     A row's time is summed over the calls that trained it: a reused row adds nothing, a resumed one adds
     the epochs it ran (the part of an epoch cut by a kill is lost; the set-up before the first epoch of a
-    call counts with that epoch).
+    call counts with that epoch). A row that ends its first epoch (``epoch`` 0) was trained from scratch, so
+    its earlier time is dropped: a row folder deleted and trained again is not counted twice.
     """
 
     def __init__(self, folder: Path):
@@ -99,6 +100,8 @@ class RowClock:
             now = time.time()
             with _file_lock(self.path.with_name(".timings.lock")):  # rows of one seed may run in parallel
                 self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+                if int(epoch) == 0:                               # from scratch: forget an earlier run
+                    self.data[row] = {"seconds": 0.0, "epochs": 0}
                 entry = self.data.setdefault(row, {"seconds": 0.0, "epochs": 0})
                 entry["seconds"] = round(entry["seconds"] + now - self.mark, 3)
                 entry["epochs"] = int(epoch) + 1
