@@ -1,6 +1,7 @@
 """Pseudo labelling: k-reciprocal Jaccard distance, DBSCAN / k-means, label-quality metrics."""
 from __future__ import annotations
 
+from .camera_norm import camera_centred
 from .jaccard import DENSE_MAX_N, jaccard_distance
 from .kmeans import KMeansResult, kmeans
 from .knn import neighbour_lists
@@ -14,6 +15,7 @@ __all__ = [
     "SPARSE_AUTO_MIN_N",
     "EmptyClusterError",
     "KMeansResult",
+    "camera_centred",
     "cluster_levels",
     "kmeans",
     "label_agreement",

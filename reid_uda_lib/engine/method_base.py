@@ -128,15 +128,17 @@ class UDAMethod:
 
     def pseudo_labels(self, ctx: ClusterContext) -> LabelSets:
         """The epoch's label sets. Default: one level, the Mean-Net's BNNeck features clustered with the
-        ``uda`` settings (DBSCAN on the Jaccard distance, or k-means)."""
-        from ..cluster import pseudo_labels
+        ``uda`` settings (DBSCAN on the Jaccard distance, or k-means; each camera's mean removed first when
+        ``uda.camera_norm``)."""
+        from ..cluster import camera_centred, pseudo_labels
         from .distributed import on_rank0
         from .features import extract_features
         cfg, u = ctx.cfg, ctx.cfg.uda
         feats = extract_features(ctx.eval_net, ctx.items, cfg.data, ctx.device, desc="target features",
                                  progress=ctx.progress)
         # under torchrun: rank 0 clusters, every process gets its labels
-        labels = on_rank0(lambda: pseudo_labels(feats, method=u.cluster, eps=u.eps, min_samples=u.min_samples,
+        clus = camera_centred(feats, [cam for _, _, cam in ctx.items]) if u.camera_norm else feats
+        labels = on_rank0(lambda: pseudo_labels(clus, method=u.cluster, eps=u.eps, min_samples=u.min_samples,
                                                 k1=u.k1, k2=u.k2, n_clusters=u.n_clusters, seed=cfg.seed))
         return LabelSets([np.asarray(labels)], feats)
 
