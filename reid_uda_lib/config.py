@@ -304,7 +304,7 @@ def _cpu() -> Config:
     # * camera_norm=True, eps=0.4 (3 seeds of the validation pair, README): each camera's mean feature is removed
     #   before clustering (cluster/camera_norm.py). Camera light, tint and background had made images of one
     #   camera neighbours: first-round NMI 0.83 -> 0.92 and ARI 0.47 -> 0.71 (seed 1, eps 0.4). SBase 43.9 +- 3.7
-    #   (47% of the gap) -> 66.3 +- 2.3 (100 +- 3%; eps 0.45: 65.3, 98%; eps 0.5 merges the centred features);
+    #   (47% of the gap) -> 66.3 +- 2.3 (100 +- 3%; eps 0.45: 65.3, 98%; eps 0.5 not tried with it);
     #   LF² (k-means) 10.7, 9.0 -> 43.8, 40.4 on seeds 0, 1. Not in the papers; the paper preset keeps it off.
     # * Evaluation only at the end of each stage (eval_every = epochs): the tables use the last epoch; add
     #   `--set uda.eval_every=1` for a per-epoch curve.

@@ -85,6 +85,15 @@ class ClusterContext:
     progress: bool = True
 
 
+def clustering_features(feats, ctx: ClusterContext):
+    """What the clustering sees of ``feats`` (N, d): each camera's mean removed when ``uda.camera_norm``
+    (:func:`~reid_uda_lib.cluster.camera_centred`), else ``feats`` itself. Every method's label path calls it."""
+    if not ctx.cfg.uda.camera_norm:
+        return feats
+    from ..cluster import camera_centred
+    return camera_centred(feats, [cam for _, _, cam in ctx.items])
+
+
 @dataclass
 class LabelSets:
     """The pseudo labels of one epoch: ``labels[0]`` drives the PK sampler, the target head (centroids of
@@ -130,14 +139,14 @@ class UDAMethod:
         """The epoch's label sets. Default: one level, the Mean-Net's BNNeck features clustered with the
         ``uda`` settings (DBSCAN on the Jaccard distance, or k-means; each camera's mean removed first when
         ``uda.camera_norm``)."""
-        from ..cluster import camera_centred, pseudo_labels
+        from ..cluster import pseudo_labels
         from .distributed import on_rank0
         from .features import extract_features
         cfg, u = ctx.cfg, ctx.cfg.uda
         feats = extract_features(ctx.eval_net, ctx.items, cfg.data, ctx.device, desc="target features",
                                  progress=ctx.progress)
         # under torchrun: rank 0 clusters, every process gets its labels
-        clus = camera_centred(feats, [cam for _, _, cam in ctx.items]) if u.camera_norm else feats
+        clus = clustering_features(feats, ctx)
         labels = on_rank0(lambda: pseudo_labels(clus, method=u.cluster, eps=u.eps, min_samples=u.min_samples,
                                                 k1=u.k1, k2=u.k2, n_clusters=u.n_clusters, seed=cfg.seed))
         return LabelSets([np.asarray(labels)], feats)

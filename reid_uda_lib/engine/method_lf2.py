@@ -45,14 +45,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..cluster.camera_norm import camera_centred
 from ..cluster.multilevel import cluster_levels, level_n_clusters
 from ..losses import batch_hard_triplet, softmax_triplet
 from ..losses.lf2 import fusion_loss, lf2_cls_loss, lf2_total
 from ..models.lf2 import FM_MODES, ConcatFeatureNet, Experts, FusionModule, part_features
 from .distributed import gather_shards, on_rank0, shard_bounds, world_size
 from .loaders import test_loader
-from .method_base import ClusterContext, EpochContext, LabelSets, StepContext, UDAMethod
+from .method_base import ClusterContext, EpochContext, LabelSets, StepContext, UDAMethod, clustering_features
 from .method_dcdfa import DCDFAMethod
 
 FUSIONS = ("fm", "split", "none")
@@ -152,9 +151,7 @@ class LF2Method(UDAMethod):
         cfg, lf, u = ctx.cfg, ctx.cfg.lf2, ctx.cfg.uda
         feats, bn = level_features(ctx.eval_net, ctx.model, ctx.modules["fm"] if self.fusion == "fm" else None,
                                    ctx.items, cfg, ctx.device, self.fusion, ctx.progress)
-        if u.camera_norm:                              # each camera's mean removed before clustering
-            cams = [cam for _, _, cam in ctx.items]
-            feats = [camera_centred(f, cams) for f in feats]
+        feats = [clustering_features(f, ctx) for f in feats]     # camera-centred when uda.camera_norm
         ks = level_n_clusters(lf.n_clusters, lf.num_parts + 1)[:len(feats)]
         labels = on_rank0(lambda: cluster_levels(      # under torchrun: rank 0 clusters, the others get its labels
             feats, method=lf.cluster, n_clusters=ks, seed=cfg.seed,
