@@ -49,6 +49,11 @@ def _method_names() -> list[str]:
     return list(METHODS)
 
 
+def _row_names() -> list[str]:
+    from .ladder.rows import ALL_ROWS
+    return list(ALL_ROWS)
+
+
 def _cfg_overrides(args) -> dict:
     over = _overrides(args.overrides)
     if args.device:
@@ -78,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--methods", default="sbase,dcdfa,lf2",
                    help=f"comma-separated, from: {', '.join(_method_names())}")
-    p.add_argument("--no-oracle", action="store_true", help="skip the supervised-on-target reference row")
+    p.add_argument("--no-oracle", action="store_true", help="skip the oracle row (SBase with the target's true identities)")
     p.add_argument("--jobs", type=int, default=None,
                    help="processes at once after the pretraining, one per row (default: 2 where the machine "
                         "has 2 or more CPUs; 1: every row in this process, with progress bars)")
@@ -92,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="without --source/--target: generate (or reuse) the default synthetic pair here")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--rows", default=None, help="comma-separated rows (default: all but lf2_base), from: "
-                                                "oracle, direct, " + ", ".join(_method_names()))
+                                                + ", ".join(_row_names()))
     p.add_argument("--jobs", type=int, default=1,
                    help="processes at once: each seed's pretraining, then one per row, one thread each "
                         "(OMP_NUM_THREADS=1)")

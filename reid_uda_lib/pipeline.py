@@ -1,8 +1,8 @@
 """The whole pipeline in one call (the README's demo):
 
 generate synthetic data → pretrain on domain A → adapt to domain B with each method → evaluate →
-results table. An "oracle" row (supervised training on B's labels, from the same pretrained model, as many
-steps as a UDA row) bounds what adaptation can reach. The demo is the ablation ladder's headline subset
+results table. An "oracle" row (SBase's loop with B's true identities in place of pseudo labels, from the same
+pretrained model) bounds what adaptation can reach. The demo is the ablation ladder's headline subset
 (:mod:`reid_uda_lib.ladder`) for one seed.
 
 Every stage writes its own run directory under ``out_dir`` and is resumed when run again, so a demo
@@ -37,7 +37,7 @@ def run_pipeline(cfg: Config, source_dir: str | Path, target_dir: str | Path, ou
 
     One seed (``cfg.seed``) in ``out_dir`` itself (``out_dir/pretrain``, ``out_dir/<method>``,
     ``out_dir/oracle``): :func:`reid_uda_lib.ladder.run_seed`, so the oracle starts from the pretrained
-    model and trains as many steps as a UDA row (engine/oracle.py). Writes ``<out_dir>/results.md`` and
+    model and runs SBase's loop with the true target identities (engine/oracle.py). Writes ``<out_dir>/results.md`` and
     ``results.json``. Every stage folder is checked before the first stage starts (reuse, run identity, lock,
     memory); ``verify`` is passed to :func:`~reid_uda_lib.data.load_dataset`.
     """

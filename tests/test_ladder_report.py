@@ -55,7 +55,7 @@ def test_report_worked_values(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert md == res["markdown"] and res["table"] in md
     # oracle steps: 4 epochs x (100 // 16 = 6) = 24
-    assert "| oracle (supervised on target, from the pretrained model, 24 steps) | 2 | 50.0 ± 14.1 |" in md
+    assert "| oracle (SBase with the target's true identities, from the pretrained model, 24 steps) | 2 | 50.0 ± 14.1 |" in md
     assert "| direct transfer (source only) | 2 | 20.0 ± 0.0 | 30.0 ± 0.0 |" in md
     # mAP 40, 35: 37.5 ± 3.5; NMI 0.8, 0.9 -> 0.85 (shown 0.85), clusters 105, outliers 10 %, 120 s
     assert ("| SBase+DCDFA (`dcdfa`) | 2 | 37.5 ± 3.5 | 47.5 ± 3.5 | 57.5 ± 3.5 | 67.5 ± 3.5 | 62 ± 18 % | "

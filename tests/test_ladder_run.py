@@ -72,7 +72,7 @@ def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic
     summaries = [json.loads((out / f"seed{s}" / "base" / "summary.json").read_text()) for s in (0, 1)]
     mean = sum(100 * x["target"]["mAP"] for x in summaries) / 2
     assert float(rows[2]["mAP_mean"]) == pytest.approx(mean, abs=1e-3)
-    assert rows[0]["row"] == "oracle (supervised on target, from the pretrained model, 6 steps)"
+    assert rows[0]["row"] == "oracle (SBase with the target's true identities, from the pretrained model, 6 steps)"
     md = (out / "results.md").read_text()
     assert "--jobs 2" in md and "up to 2 processes at once" in md and "1 thread per process" in md
     assert "(when the call started)" in md                  # the commit of the code that trained

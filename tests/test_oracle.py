@@ -1,20 +1,30 @@
-"""The oracle row: supervised on the target's labels, from the source-pretrained checkpoint, as many steps
-as the UDA stage (engine/oracle.py, ``pretrain(..., init=...)``), its run identity and its resume."""
+"""The oracle row (engine/oracle.py): SBase's loop with the target's true identities as its labels, from the
+source-pretrained checkpoint, the same epochs as the UDA rows."""
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from reid_uda_lib.engine import load_checkpoint, pretrain
-from reid_uda_lib.engine.features import extract_features
-from reid_uda_lib.engine.identity import RunIdentityError
-from reid_uda_lib.engine.oracle import load_init_weights, oracle_config, oracle_steps, oracle_steps_per_epoch
-from reid_uda_lib.models import build_model
+from reid_uda_lib.engine import adapt
+from reid_uda_lib.engine.common import build_optimizer, uda_optim
+from reid_uda_lib.engine.methods import get_method
+from reid_uda_lib.engine.oracle import OracleMethod, oracle_steps, oracle_steps_per_epoch, true_identity_labels
 
-from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
+from uda_helpers import tiny_cfg
+
+
+def test_true_identity_labels_worked_values():
+    items = [("a", 7, 0), ("b", 3, 1), ("c", 7, 1), ("d", 12, 0), ("e", 3, 0)]
+    # sorted distinct pids 3, 7, 12 -> labels 0, 1, 2
+    assert true_identity_labels(items).tolist() == [1, 0, 1, 2, 0]
+    assert true_identity_labels(items).dtype == np.int64
+    with pytest.raises(ValueError, match="2 of 3 target training images have none .an unlabelled target."):
+        true_identity_labels([("a", -1, 0), ("b", 4, 0), ("c", -1, 1)])
+    with pytest.raises(ValueError, match="target train split is empty"):
+        true_identity_labels([])
 
 
 def test_steps_worked_values():
@@ -24,62 +34,40 @@ def test_steps_worked_values():
     assert oracle_steps_per_epoch(cfg, 10) == 1                      # never zero
     fixed = cfg.override(**{"uda.iters_per_epoch": 7})
     assert oracle_steps_per_epoch(fixed, 1305) == 7 and oracle_steps(fixed, 1305) == 28
-    o = oracle_config(cfg.override(**{"optim.milestones": (2,), "data.random_erasing_p": 0.3}), 1305)
-    assert (o.pretrain.epochs, o.pretrain.iters_per_epoch, o.optim.milestones) == (4, 40, ())
-    assert o.data.pretrain_random_erasing_p == 0.3 and o.optim.lr == cfg.optim.lr
-    # with a fine-tuning learning rate (uda.lr) the oracle trains at it too; the pretraining keeps optim.lr
-    from reid_uda_lib.engine.common import build_optimizer, uda_optim
+    # the fine-tuning learning rate (uda.lr) is the oracle's as every UDA row's; the pretraining keeps optim.lr
     ft = cfg.override(**{"optim.lr": 3.5e-4, "uda.lr": 7e-4})
-    assert oracle_config(ft, 1305).optim.lr == 7e-4 and uda_optim(ft).lr == 7e-4 and uda_optim(cfg) is cfg.optim
+    assert uda_optim(ft).lr == 7e-4 and uda_optim(cfg) is cfg.optim
     opt = build_optimizer([torch.nn.Parameter(torch.zeros(1))], uda_optim(ft))
     assert opt.param_groups[0]["lr"] == 7e-4 and opt.param_groups[0]["weight_decay"] == cfg.optim.weight_decay
 
 
-def test_init_loads_the_backbone_and_builds_the_head_from_identity_centroids(tiny_pretrained):
-    _, tgt, ckpt = tiny_pretrained
-    cfg = tiny_cfg("sbase")
-    model = build_model(cfg.model, num_classes=tgt.num_train_pids)
-    load_init_weights(model, ckpt, cfg, tgt.train, torch.device("cpu"), progress=False)
-    saved = load_checkpoint(ckpt)["model"]
-    for k, v in model.state_dict().items():
-        if not k.startswith("classifiers."):
-            assert torch.equal(v, saved[k]), k
-    feats = extract_features(model, tgt.train, cfg.data, torch.device("cpu"), progress=False)
-    pids = torch.tensor([p for _, p, _ in tgt.train])
-    first = F.normalize(feats[pids == 0].mean(0), dim=0)       # identity 0's centroid, by hand
-    assert torch.allclose(model.classifiers["source"].weight[0], first, atol=1e-5)
-    assert model.classifiers["source"].weight.shape[0] == tgt.num_train_pids
+def test_the_oracle_is_sbase_with_true_labels():
+    oracle, sbase = get_method("oracle"), get_method("sbase")
+    assert isinstance(oracle, OracleMethod)
+    assert (oracle.mean_net, oracle.memory_bank, oracle.source_batches, oracle.shared_terms) == \
+        (sbase.mean_net, sbase.memory_bank, sbase.source_batches, sbase.shared_terms)
 
 
-def test_oracle_from_the_pretrained_model_steps_identity_and_resume(tiny_pretrained, tmp_path):
+def test_oracle_run_uses_the_true_identities_and_the_loop_of_sbase(tiny_pretrained, tmp_path):
     src, tgt, ckpt = tiny_pretrained
-    cfg = oracle_config(tiny_cfg("sbase"), len(tgt.train))     # uda: 2 epochs of 3 steps
-    res = pretrain(cfg, tgt, tgt, tmp_path / "full", init=ckpt, progress=False)
-    records = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["step"] == oracle_steps(cfg, len(tgt.train)) == 2 * 3
-    assert 0.0 < res["target"]["mAP"] <= 1.0 and "source" not in records[-1]
-    state = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
-    assert state["identity"]["init"]["stage"] == "pretrain" and len(state["identity"]["init"]["weights_sha256"]) == 16
+    cfg = tiny_cfg("oracle", **{"uda.iters_per_epoch": 0})
+    res = adapt(cfg, src, tgt, ckpt, tmp_path / "oracle", progress=False)
+    records = [json.loads(x) for x in (tmp_path / "oracle" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r.get("stage") == "uda" and "step" in r]
+    # every epoch's labels are the true identities: perfect agreement, no outlier, one cluster per identity
+    for r in epochs:
+        assert r["cluster"]["nmi"] == pytest.approx(1.0) and r["cluster"]["ari"] == pytest.approx(1.0)
+        assert r["cluster"]["n_clusters"] == tgt.num_train_pids and r["cluster"]["outlier_ratio"] == 0.0
+        assert {"s_ce", "t_ce", "t_mem"} <= set(r)                  # SBase's terms, memory bank included
+    # one pass over all target training images per epoch: oracle_steps in all
+    assert epochs[-1]["step"] == oracle_steps(cfg, len(tgt.train)) == cfg.uda.epochs * (len(tgt.train) // 16)
+    assert 0.0 < res["target"]["mAP"] <= 1.0
+    assert json.loads((tmp_path / "oracle" / "config.json").read_text())["uda"]["method"] == "oracle"
 
-    # from scratch (no init) the same settings give other weights: the init really is used
-    scratch = pretrain(cfg, tgt, tgt, tmp_path / "scratch", progress=False)
-    assert scratch["target"]["mAP"] != res["target"]["mAP"]
 
-    # a run cut after its first epoch continues to the same weights as the uninterrupted one
-    with pytest.raises(Interrupt):
-        pretrain(cfg, tgt, tgt, tmp_path / "cut", init=ckpt, progress=False, on_epoch_end=stop_after_first_epoch)
-    pretrain(cfg, tgt, tgt, tmp_path / "cut", init=ckpt, resume="auto", progress=False)
-    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
-    assert all(torch.equal(cut["model"][k], state["model"][k]) for k in state["model"])
-
-    # the identity covers the init checkpoint: another init, or none, is refused before anything is written
-    other = tmp_path / "other_init"
-    pretrain(tiny_cfg("sbase", seed=1), src, tgt, other, progress=False)
-    before = (tmp_path / "full" / "metrics.jsonl").read_text()
-    with pytest.raises(RunIdentityError, match=r"init: the pretrain checkpoint of epoch 0, step 3 \(weights "):
-        pretrain(cfg, tgt, tgt, tmp_path / "full", init=other / "checkpoint.pt", resume="auto", progress=False)
-    with pytest.raises(RunIdentityError, match="init: .* in the checkpoint, no init checkpoint"):
-        pretrain(cfg, tgt, tgt, tmp_path / "full", resume="auto", progress=False)
-    assert (tmp_path / "full" / "metrics.jsonl").read_text() == before
-    again = pretrain(cfg, tgt, tgt, tmp_path / "full", init=ckpt, resume="auto", progress=False)
-    assert again["target"] == res["target"]
+def test_an_unlabelled_target_is_refused_by_the_oracle(tiny_pretrained, tmp_path):
+    import dataclasses
+    src, tgt, ckpt = tiny_pretrained
+    unlabelled = dataclasses.replace(tgt, train=[(p, -1, c) for p, _, c in tgt.train])
+    with pytest.raises(ValueError, match="unlabelled target"):
+        adapt(tiny_cfg("oracle"), src, unlabelled, ckpt, tmp_path / "oracle", progress=False)

@@ -83,7 +83,7 @@ INIT_PENDING = "<not written yet>"
 
 
 def checkpoint_fingerprint(path) -> dict[str, Any]:
-    """What identifies a checkpoint another stage starts from (the oracle's ``init``): its stage, epoch,
+    """What identifies a checkpoint another stage starts from (``pretrain(..., init=)``): its stage, epoch,
     step, a sha256 of its own run identity and a sha256 of its model weights -- not its path, so a moved
     run folder still matches, while a retrained one does not."""
     import json
@@ -106,7 +106,7 @@ def run_identity(cfg_dict: Mapping[str, Any], stage: str,
     """The identity stored in a checkpoint: ``{"stage", "config": {...}, "data": {name: {...}}, "init"}``.
 
     ``datasets`` maps a role (``"source"``, ``"target"``) to a :class:`~reid_uda_lib.data.ReidDataset`
-    (or None when the role is absent). ``init``: the checkpoint the stage's weights start from (the oracle's
+    (or None when the role is absent). ``init``: the checkpoint the stage's weights start from (supervised fine-tuning's
     source-pretrained model), a path (fingerprinted by :func:`checkpoint_fingerprint`), None (random or
     ImageNet weights) or :data:`INIT_PENDING`.
     """

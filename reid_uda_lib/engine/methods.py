@@ -20,6 +20,8 @@ lf2_nofm             yes        no           LF² Table II "w/o FM": part levels
 lf2                  yes        no           LF² (Eq. 5-10): Fusion Module levels, experts, part losses
 lf2_dcdfa            yes        no           LF² + DCDFA's terms on the global feature (source batches
                                              for the pairs only)
+oracle               yes        yes          the upper reference: SBase with the target's true identities
+                                             as its labels (engine/oracle.py; needs a labelled target)
 ===================  =========  ===========  ====================================================
 
 The LF² rows train on target-only batches without SBase's shared terms (engine/method_lf2.py); the
@@ -31,6 +33,7 @@ from .method_base import EpochContext, StepContext, UDAMethod
 from .method_dann import DANNMethod
 from .method_dcdfa import DCDFAMethod
 from .method_lf2 import LF2Method
+from .oracle import OracleMethod
 
 METHODS: dict[str, UDAMethod] = {
     m.name: m for m in (
@@ -56,6 +59,8 @@ METHODS: dict[str, UDAMethod] = {
                   "Eq. 10 (LF² Tables I-II)"),
         LF2Method("lf2_dcdfa", fusion="fm", dcdfa=True, source_batches=True,
                   description="LF² + DCDFA's split, recomposition, L_CID, L_Domain, L^b_RReID on f^P0"),
+        OracleMethod("oracle", description="upper reference: SBase's loop with the target's true identities "
+                     "in place of pseudo labels (needs a labelled target)"),
     )
 }
 

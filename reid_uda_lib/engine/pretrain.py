@@ -21,7 +21,7 @@ from .common import (RunningMean, build_optimizer, build_scheduler, check_finite
 from .features import evaluate_model
 from .loaders import num_batches_for, to_device, train_loader
 from .lock import release_on_error
-from .oracle import load_init_weights
+from .init_weights import load_init_weights
 from .rundir import RunDir
 
 
@@ -32,10 +32,10 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
              override_identity: bool = False, init: Optional[str | Path] = None) -> dict:
     """Train on ``source`` labels; evaluate on ``target``'s query/gallery (direct transfer).
 
-    ``init``: start from this pretraining checkpoint instead of the model's own initial weights (the
-    oracle, :mod:`reid_uda_lib.engine.oracle`: ``pretrain(oracle_config(cfg, n), target, target, out,
-    init=pretrained)``): backbone and BNNeck are loaded, the classifier is built from ``source``'s identity
-    centroids. It is part of the run identity; ignored when resuming ``out_dir``'s own checkpoint.
+    ``init``: start from this pretraining checkpoint instead of the model's own initial weights (supervised
+    fine-tuning, :mod:`reid_uda_lib.engine.init_weights`): backbone and BNNeck are loaded, the classifier is
+    built from ``source``'s identity centroids. It is part of the run identity; ignored when resuming
+    ``out_dir``'s own checkpoint.
 
     Returns the summary dict (also written to ``<out_dir>/summary.json``): final ``target`` metrics and,
     at the end, ``source`` in-domain metrics, so the domain gap is visible in one place.

@@ -40,7 +40,7 @@ class RunDir:
 
         ``datasets`` (``{"source": ds, "target": ds}``) enter the run identity; a checkpoint made with
         another identity is refused unless ``override_identity``. ``init``: the checkpoint the stage starts
-        from (the oracle's source-pretrained model), also part of the identity.
+        from (``pretrain(..., init=)``: a source-pretrained model), also part of the identity.
 
         Under torchrun only rank 0 opens the folder (checks, lock, log, config) and writes; the other processes
         get its verdict (or its error), read the checkpoint to resume and write nothing.

@@ -49,8 +49,6 @@ def collect(out_dir: str | Path, seeds: Sequence[int], rows: Sequence[str]) -> l
         folder = seed_dir(out_dir, s)
         times = _json(folder / "timings.json") or {}
         summaries = {"direct": _json(folder / "pretrain" / "summary.json")}
-        if "oracle" in rows:
-            summaries["oracle"] = _json(folder / "oracle" / "summary.json")
         if "direct_bn" in rows:
             summaries["direct_bn"] = _json(folder / "direct_bn" / "summary.json")
         for m in methods_of(rows):
@@ -67,7 +65,8 @@ def collect(out_dir: str | Path, seeds: Sequence[int], rows: Sequence[str]) -> l
                 add(key, extra, {"seed": s, **{c: float(metrics[c]) for c in COLUMNS},
                                  "gap": _gap(float(metrics["mAP"]), dt, orc) if key not in ("direct", "oracle")
                                  else None,
-                                 "cluster": summ.get("cluster") if extra is None else None,
+                                 # the oracle's labels are the true ones: no label quality to show
+                                 "cluster": summ.get("cluster") if extra is None and key != "oracle" else None,
                                  "seconds": seconds if extra is None else None})
     order = {k: i for i, k in enumerate(rows)}
     return sorted(entries.values(), key=lambda e: (order[e["key"]], e["extra"] is not None, e["extra"] or ""))
@@ -199,10 +198,11 @@ def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int,
              f"torch {m['torch']}",
              f"- written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
              + (f", this call took {wall_seconds:.0f} s wall" if wall_seconds is not None else ""), "",
-             f"Oracle: supervised on the target's labels, initialised from the same source-pretrained checkpoint "
-             f"as every UDA row, {oracle_steps(cfg, n_target_train) if n_target_train else '?'} steps "
-             f"(`uda.epochs` × one pass over the target's training images, or × `uda.iters_per_epoch` when set), "
-             "the UDA rows' constant learning rate (`uda.lr`, else `optim.lr`). Metrics in % on the target's test split at the last epoch, mean ± sample std "
+             f"Oracle: SBase's loop (same losses, Mean-Net, memory bank, learning rate and epochs) with the target's "
+             f"true identities in place of pseudo labels, from the same source-pretrained checkpoint as every UDA "
+             f"row, {oracle_steps(cfg, n_target_train) if n_target_train else '?'} steps (`uda.epochs` × one pass "
+             "over the target's training images, or × `uda.iters_per_epoch` when set; engine/oracle.py). "
+             "Metrics in % on the target's test split at the last epoch, mean ± sample std "
              "over the seeds. Gap closed: (row − DT) / (oracle − DT) per seed, then mean ± std. Pseudo-label "
              "quality: the last round's clusters against the hidden ids (mean over seeds). A seed whose oracle "
              "does not beat its direct transfer gives no gap share (\"k of n seeds\"). s/row: wall seconds "

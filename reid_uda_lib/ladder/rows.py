@@ -1,8 +1,8 @@
 """The rows of the ablation ladder, in table order, and how each one is trained.
 
-``oracle`` and ``direct`` are the two references (supervised on the target's labels from the pretrained
-model; the pretrained model itself); every other row is a UDA method of :mod:`reid_uda_lib.engine.methods`
-adapting that same pretrained model. A method's extra evaluations (DCDFA's "b only", LF²'s "global only")
+``oracle`` and ``direct`` are the two references (SBase's loop with the target's true identities, from the
+pretrained model: engine/oracle.py; the pretrained model itself); the oracle and every other row but
+``direct_bn`` are UDA methods of :mod:`reid_uda_lib.engine.methods` adapting that same pretrained model. A method's extra evaluations (DCDFA's "b only", LF²'s "global only")
 become sub-rows of its row.
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ DEFAULT_ROWS: tuple[str, ...] = tuple(r for r in ALL_ROWS if r != "lf2_base")
 HEADLINE_ROWS: tuple[str, ...] = ("oracle", "direct", "direct_bn", "sbase", "dcdfa", "lf2")
 
 REFERENCES = ("oracle", "direct")
-#: Rows that are no UDA training run: the references and ``direct_bn``, the pretrained model evaluated with
+#: Rows that are no UDA training run: direct transfer and ``direct_bn``, the pretrained model evaluated with
 #: BatchNorm statistics re-estimated on the unlabelled target train images (AdaBN; seconds, no training). It
 #: shows how much of a method's gain the target statistics alone give (``uda.target_bn``).
-NOT_METHODS = REFERENCES + ("direct_bn",)
+NOT_METHODS = ("direct", "direct_bn")
 
 LABELS = {
     "direct": "direct transfer (source only)",
@@ -48,7 +48,7 @@ LABELS = {
 def oracle_label(steps: int | None) -> str:
     """The oracle row's name, with its number of optimisation steps when known."""
     n = f", {steps} steps" if steps else ""
-    return f"oracle (supervised on target, from the pretrained model{n})"
+    return f"oracle (SBase with the target's true identities, from the pretrained model{n})"
 
 
 def label(row: str, extra: str | None = None) -> str:
@@ -80,5 +80,5 @@ def parse_rows(rows: str | Iterable[str] | None, default: Sequence[str] = DEFAUL
 
 
 def methods_of(rows: Sequence[str]) -> list[str]:
-    """The UDA methods among ``rows`` (everything but the two references)."""
+    """The UDA runs among ``rows``: the oracle and the methods (everything but ``direct`` and ``direct_bn``)."""
     return [r for r in rows if r not in NOT_METHODS]

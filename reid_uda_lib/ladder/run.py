@@ -4,8 +4,8 @@ Layout of ``--out``::
 
     <out>/seed<S>/pretrain/       the source-pretrained model of seed S (the "direct transfer" row); every
                                   other row of that seed starts from its checkpoint
-    <out>/seed<S>/oracle/         supervised on the target's labels, from that checkpoint, as many steps as a
-                                  UDA row (engine/oracle.py)
+    <out>/seed<S>/oracle/         SBase's loop with the target's true identities, from that checkpoint
+                                  (engine/oracle.py)
     <out>/seed<S>/<method>/       one UDA run per method row
     <out>/seed<S>/timings.json    wall seconds spent training each row (updated after every epoch)
     <out>/logs/seed<S>-<row>.log  with ``--jobs N``: the log of each process (a seed's pretraining, then
@@ -33,7 +33,6 @@ from ..config import Config
 from ..data import ReidDataset, load_dataset
 from ..engine import adapt, pretrain
 from ..engine.checkpoint import atomic_write_text
-from ..engine.oracle import oracle_config
 from ..engine.rundir import preflight
 from ..memory_guard import check_run_memory
 from .rows import methods_of, parse_rows
@@ -63,9 +62,6 @@ def _stages(cfg: Config, source: ReidDataset, target: ReidDataset, folder: Path,
     """``(folder, stage, config, datasets, init)`` of every stage a seed's rows need, in running order."""
     pre = folder / "pretrain"
     out = [(pre, "pretrain", cfg, {"source": source, "target": target}, None)]
-    if "oracle" in rows:
-        out.append((folder / "oracle", "pretrain", oracle_config(cfg, len(target.train)),
-                    {"source": target, "target": target}, pre / "checkpoint.pt"))
     out += [(folder / m, "uda", cfg.override(**{"uda.method": m}), {"source": source, "target": target}, None)
             for m in methods_of(rows)]
     return out
@@ -131,7 +127,8 @@ def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str 
              rows: Sequence[str], progress: bool = True, override_identity: bool = False) -> dict[str, dict]:
     """Train (or reuse) every row of one seed (``cfg.seed``) in ``folder``; return ``{row: stage summary}``.
 
-    The pretrained model is trained first (the ``direct`` row); the oracle and every method start from it.
+    The pretrained model is trained first (the ``direct`` row); the oracle and every method start from it
+    (``<folder>/<row>``).
     When another process has finished it, it is reused read-only (no lock: several rows of the seed can start
     from it at once; :class:`~reid_uda_lib.engine.rundir.RunDir`).
     """
@@ -146,10 +143,6 @@ def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str 
     init = out["direct"]["checkpoint"]
     if "direct_bn" in rows:
         out["direct_bn"] = direct_bn_row(cfg, init, target, folder / "direct_bn", progress)
-    if "oracle" in rows:
-        out["oracle"] = pretrain(oracle_config(cfg, len(target.train)), target, target, folder / "oracle",
-                                 resume="auto", progress=progress, on_epoch_end=clock.start("oracle"),
-                                 override_identity=ident, init=init)
     for m in methods_of(rows):
         out[m] = adapt(cfg.override(**{"uda.method": m}), source, target, init, folder / m, resume="auto",
                        progress=progress, on_epoch_end=clock.start(m), override_identity=ident)
