@@ -95,7 +95,13 @@ def test_parallel_items_pretraining_first_then_costliest_rows_and_relayed_lines(
     assert next_ready(items, set()).name == "seed0-pretrain"
     rows_only = [it for it in items if not it.pretraining]
     assert next_ready(rows_only, set()) is None                 # no seed pretrained yet: nothing can start
-    assert next_ready(rows_only, {1}).name == "seed1-dcdfa"     # the costliest row of a pretrained seed
+    assert next_ready(rows_only, {1}).name == "seed1-oracle"    # the costliest row of a pretrained seed
+    # the demo's rows in queue order: the two costliest start together, the two shorter follow
+    queue, order = [it for it in items if not it.pretraining and it.seed == 0], []
+    while queue:
+        order.append(next_ready(queue, {0}).rows[0])
+        queue.remove(next(it for it in queue if it.rows[0] == order[-1]))
+    assert order == ["oracle", "dcdfa", "lf2", "sbase"]
     # one seed (make demo): its pretraining runs alone with every thread, its rows with one thread each
     one = plan_items([0], ["direct", "sbase", "lf2"])
     pre = one.pop(0)

@@ -126,3 +126,34 @@ def test_dcdfa_attention_and_levels_of_a_run(lf2_dcdfa_run):
     torch.testing.assert_close(feats["b"] + feats["e"], feats["f"])
     sets = run.pseudo_labels(tgt.train)
     assert sets.names == ["P0", "P1", "P2"] and all(len(v) == len(tgt.train) for v in sets.labels)
+
+
+def test_load_run_with_the_runs_target_statistics_reproduces_its_evaluation(tiny_pretrained, tmp_path):
+    """With ``uda.target_bn`` the loop evaluates the Mean-Net under statistics re-estimated on the target train
+    images; the checkpoint keeps the training ones. ``load_run(..., target_bn=target.train)`` restores the
+    former, so the loaded network scores exactly the run's own mAP."""
+    import json
+
+    from reid_uda_lib.engine.features import evaluate_model
+    src, tgt, ckpt = tiny_pretrained
+    cfg = tiny_cfg("sbase", **{"uda.epochs": 1, "uda.target_bn": True})
+    res = adapt(cfg, src, tgt, ckpt, tmp_path / "sbase", progress=False)
+
+    def score(run):
+        net, key = run.test_net()
+        return evaluate_model(net, tgt.query, tgt.gallery, run.cfg.data, run.device, key=key, progress=False)["mAP"]
+
+    plain = load_run(tmp_path / "sbase")
+    bn = next(m for m in plain.net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    restored = load_run(tmp_path / "sbase", target_bn=tgt.train)
+    bn2 = next(m for m in restored.net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.allclose(before, bn2.running_mean)            # the statistics really were re-estimated
+    assert score(restored) == res["target"]["mAP"] == json.loads((tmp_path / "sbase" / "summary.json")
+                                                                  .read_text())["target"]["mAP"]
+    assert score(plain) != res["target"]["mAP"]                     # the training statistics give another mAP
+    # a pretraining run (its evaluation has no target statistics) is left as it is
+    pre = load_run(ckpt)
+    ref = {k: v.clone() for k, v in pre.net.state_dict().items()}
+    pre.with_target_bn(tgt.train)
+    assert all(torch.equal(v, ref[k]) for k, v in pre.net.state_dict().items())

@@ -59,6 +59,20 @@ class LoadedRun:
         return extract_features(net, items, self.cfg.data, self.device, key=key, desc=self.name,
                                 progress=progress).cpu()
 
+    def with_target_bn(self, items: Sequence[tuple], progress: bool = False) -> "LoadedRun":
+        """Re-estimate the BatchNorm statistics of ``net`` on ``items`` (the target train split) when the run
+        used them (``uda.target_bn``, a UDA stage): the statistics its loop clustered and evaluated with
+        (:mod:`reid_uda_lib.engine.bn_stats`: the same ``uda.target_bn_images``). The checkpoint keeps the
+        Mean-Net's training statistics (a mix of source and target batches), so without this call ``net``
+        normalises target images with partly source statistics and its features, labels and mAP differ from
+        the run's. A pretraining run (its direct-transfer evaluation has no target statistics) and a run
+        without ``uda.target_bn`` are left unchanged. Returns ``self``."""
+        if self.stage == "uda" and self.cfg.uda.target_bn:
+            from ..engine.bn_stats import bn_subset, refresh_bn_stats
+            refresh_bn_stats(self.net, bn_subset(list(items), self.cfg.uda.target_bn_images), self.cfg.data,
+                             self.device, progress=progress)
+        return self
+
     def pseudo_labels(self, items: Sequence[tuple], progress: bool = False) -> LabelSets:
         """The pseudo labels this model gives ``items`` (the target train split), by the method's own
         clustering (``pseudo_labels`` hook; a pretraining run uses the default: DBSCAN on the Jaccard
@@ -72,8 +86,13 @@ class LoadedRun:
         return method.pseudo_labels(ctx)
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
-    """Rebuild the networks of a run folder (or its ``checkpoint.pt``) written by ``pretrain`` or ``adapt``."""
+def load_run(path: str | Path, device: str | torch.device = "cpu",
+             target_bn: Optional[Sequence[tuple]] = None) -> LoadedRun:
+    """Rebuild the networks of a run folder (or its ``checkpoint.pt``) written by ``pretrain`` or ``adapt``.
+
+    ``target_bn``: the target train items; when the run re-estimated its BatchNorm statistics on them
+    (``uda.target_bn``), ``net`` gets them again (:meth:`LoadedRun.with_target_bn`), so its features,
+    pseudo labels and mAP are the run's own."""
     path = Path(path)
     state = load_checkpoint(path, kind=("pretrain", "uda"))
     cfg = Config.from_dict(state["config"])
@@ -102,5 +121,6 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
         mods = extra(state["mean_extra"]["module"] if "mean_extra" in state else state.get("extra"), net)
     else:
         net, mods = student, student_mods
-    return LoadedRun(path if path.is_dir() else path.parent, cfg, state["kind"], method, net, mods, student,
-                     student_mods, dev)
+    run = LoadedRun(path if path.is_dir() else path.parent, cfg, state["kind"], method, net, mods, student,
+                    student_mods, dev)
+    return run.with_target_bn(target_bn) if target_bn is not None else run

@@ -31,11 +31,14 @@ from ..engine.checkpoint import atomic_write_text
 from .rows import methods_of
 from .run import LadderError, seed_dir
 
-#: Relative training cost of a row's process (SBase = 1; the cpu preset's ladder, one thread per process:
-#: SBase 192 s, SBase+DCDFA 202 s, LF² 195 s). Only the order of the queue depends on it.
-ROW_COST = {"oracle": 0.95, "base": 0.7, "base_mb": 0.9, "base_meannet": 0.8, "sbase": 1.0, "sbase_dann": 1.1,
-            "dcdfa_cid": 1.02, "dcdfa_cid_rreid": 1.04, "dcdfa_cid_domain": 1.04, "dcdfa": 1.05,
-            "lf2_base": 0.8, "lf2_nofm": 0.95, "lf2": 1.0, "lf2_dcdfa": 1.3}
+#: Relative training cost of a row's process (SBase = 1; measured with the cpu preset, one thread per process,
+#: `runs/ladder-cpu6` s/row: SBase 118 s, SBase+DCDFA 123, LF² 121, the oracle 125, LF²+DCDFA 158, lf2_base 96,
+#: lf2_nofm 97). Only the order of the queue depends on it: the costliest first, so that with the demo's four
+#: rows on two processes the oracle and SBase+DCDFA start together and the two shorter rows follow (two chains
+#: of ~245 s instead of 235 and 254).
+ROW_COST = {"oracle": 1.06, "base": 0.7, "base_mb": 0.9, "base_meannet": 0.8, "sbase": 1.0, "sbase_dann": 1.1,
+            "dcdfa_cid": 1.02, "dcdfa_cid_rreid": 1.03, "dcdfa_cid_domain": 1.03, "dcdfa": 1.04,
+            "lf2_base": 0.81, "lf2_nofm": 0.82, "lf2": 1.03, "lf2_dcdfa": 1.34}
 
 
 @dataclass
