@@ -44,7 +44,7 @@ def collect_rows(run_dirs: Sequence[str | Path], methods: Optional[Iterable[str]
             for key, m in (s.get("extra_eval") or {}).items():
                 add(f"{name} ({key} only)", m)
         orc = _summary(d / "oracle")
-        add("oracle (supervised on target)", orc and orc.get("target"))
+        add("oracle (SBase with the true target identities)", orc and orc.get("target"))
     return rows
 
 
