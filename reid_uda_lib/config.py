@@ -288,9 +288,9 @@ def _cpu() -> Config:
     # * UDA learning rate 7e-4 (uda.lr; pretraining keeps 3.5e-4) and 4 UDA epochs: SBase per epoch at 3.5e-4
     #   35.4, 37.4, 39.2, 40.7, 42.8, 45.6; at 5e-4 35.3, 36.8, 39.5, 42.3, 44.2, 48.2; at 7e-4 34.1, 36.6, 42.5,
     #   46.3, 47.6, 49.5. The former oracle (supervised fine-tuning, same steps and lr) at 7e-4: 37.9, 54.4, 65.0,
-    #   64.5, 66.6, 72.1. Share of the
-    #   DT -> oracle gap at 7e-4: 58% after 4 epochs, 58% after 5, 55% after 6 (3.5e-4, 6 epochs: 48%). 4 epochs
-    #   keep `make demo` within its 15 minutes on the slower CPU type (README).
+    #   64.5, 66.6, 72.1. Share of the DT -> former-oracle gap at 7e-4: 58% after 4 epochs, 58% after 5, 55% after
+    #   6 (3.5e-4, 6 epochs: 48%). 4 epochs: fewer rounds or steps cost SBase and the oracle's margin on the
+    #   validation pair (README, "The oracle, and what a cheaper plan would cost").
     # * k1=20, eps=0.5 for the small synthetic sets (~13 images per identity): the paper's k1=30, eps=0.6
     #   merge identities here (eps 0.6: 82 clusters for 100 ids, mAP 35.0/36.4/37.0 after 1-3 epochs against
     #   37.4/37.5/38.4); k1=10 over-splits them (128 clusters) and ends at 41.4, k1=20 (89 clusters) at 45.6:

@@ -18,7 +18,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -27,19 +26,19 @@ from reid_uda_lib.config import get_preset  # noqa: E402
 from reid_uda_lib.data import load_dataset  # noqa: E402
 from reid_uda_lib.engine import adapt  # noqa: E402
 from reid_uda_lib.engine import methods as method_registry  # noqa: E402
+from reid_uda_lib.engine.oracle import true_identity_labels  # noqa: E402
 
 
 def true_label_method(name: str):
     """``<name>_true``: method ``name`` with level 0 of its label sets replaced by the true identities
-    (0..P-1 in order of first appearance of each pid); registered so that the config accepts it."""
+    (:func:`~reid_uda_lib.engine.oracle.true_identity_labels`); registered so that the config accepts it.
+    ``sbase_true`` trains as the ``oracle`` method does (which skips the clustering it does not use)."""
     base = method_registry.get_method(name)
 
     class TrueLabels(type(base)):
         def pseudo_labels(self, ctx):
             sets = super().pseudo_labels(ctx)
-            pids = np.asarray([p for _, p, _ in ctx.items])
-            _, labels = np.unique(pids, return_inverse=True)
-            sets.labels[0] = labels.astype(np.int64)
+            sets.labels[0] = true_identity_labels(ctx.items)
             return sets
 
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.init}
