@@ -7,6 +7,8 @@ from typing import Callable, Optional, Sequence
 from PIL import Image
 from torch.utils.data import Dataset
 
+from . import image_cache
+
 __all__ = ["CorruptImageError", "read_image", "check_image", "ImageDataset"]
 
 
@@ -68,6 +70,9 @@ class ImageDataset(Dataset):
     ``transform`` (a tensor with :func:`~reid_uda_lib.data.build_transforms`); ``i`` lets the caller
     map a batch back to its items (memory banks, pseudo labels). Extra fields in an item are ignored.
 
+    Decoded images are kept in a bounded process-wide cache (:mod:`~reid_uda_lib.data.image_cache`; a
+    changed file is read again), so repeated passes over the same files decode each once.
+
     Raises :class:`CorruptImageError` naming the file when an image cannot be decoded.
     """
 
@@ -83,7 +88,7 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int):
         path, pid, camid = self.items[index][:3]
-        img = read_image(path)
+        img = image_cache.cached(os.fspath(path), read_image)
         if self.transform is not None:
             img = self.transform(img)
         return img, int(pid), int(camid), int(index)

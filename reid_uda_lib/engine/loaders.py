@@ -51,7 +51,9 @@ class SeededImages(Dataset):
     def __getitem__(self, key):
         index, seed = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # the CPU generator only: torch.manual_seed would also queue a CUDA seeding (with a stack trace)
+            # for every image, 0.06 ms each, and the transforms draw from the CPU generator alone
+            torch.default_generator.manual_seed(seed)
             return self.dataset[index]
 
 

@@ -14,6 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
+from .maxpool import StemMaxPool2d
 from .tiny import TinyBackbone
 from .weights import load_backbone_weights
 
@@ -37,6 +38,7 @@ class ResNetBackbone(nn.Module):
         strided = block.conv2 if isinstance(block, torchvision.models.resnet.Bottleneck) else block.conv1
         strided.stride = (last_stride, last_stride)
         block.downsample[0].stride = (last_stride, last_stride)
+        net.maxpool = StemMaxPool2d(3, stride=2, padding=1)      # torchvision's, with a faster CPU path
         for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
             setattr(self, name, getattr(net, name))
         self.out_channels = net.fc.in_features

@@ -14,6 +14,8 @@ from typing import Sequence
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from .maxpool import StemMaxPool2d
+
 TINY_WIDTHS = (16, 32, 64, 128)
 
 
@@ -46,7 +48,7 @@ class TinyBackbone(nn.Module):
         self.conv1 = nn.Conv2d(3, w1, 3, stride=2, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(w1)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.maxpool = StemMaxPool2d(3, stride=2, padding=1)
         self.layer1 = _stage(w1, w1, blocks[0], 1)
         self.layer2 = _stage(w1, w2, blocks[1], 2)
         self.layer3 = _stage(w2, w3, blocks[2], 2)
