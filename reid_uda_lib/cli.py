@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -165,7 +166,8 @@ def _ladder(args, argv: list[str]) -> int:
         raise ValueError("give both --source and --target, or neither (then the default synthetic pair is used)")
     if args.source is None:
         from .data.synthetic import generate_synthetic_pair
-        domains = generate_synthetic_pair(args.synthetic, seed=0, progress=not args.quiet)
+        domains = generate_synthetic_pair(args.synthetic, seed=0, progress=not args.quiet,
+                                          jobs=2 if (os.cpu_count() or 1) >= 2 else 1)
         source, target = domains["A"], domains["B"]
     else:
         # a name (market1501, ...) is looked up under --data-root once; the seeds then read its folder

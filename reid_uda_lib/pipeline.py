@@ -98,9 +98,9 @@ def run_demo(preset: str = "cpu", data_dir: str | Path = "data/synthetic", out_d
     cfg = get_preset(preset, **(overrides or {}))
     # with uda.target_bn the pretrained model with target BN statistics alone is shown too (seconds)
     rows = ["direct", *(["direct_bn"] if cfg.uda.target_bn else []), *methods] + (["oracle"] if oracle else [])
-    domains = generate_synthetic_pair(data_dir, seed=0, progress=progress)
     if jobs is None:
         jobs = 2 if (os.cpu_count() or 1) >= 2 else 1
+    domains = generate_synthetic_pair(data_dir, seed=0, progress=progress, jobs=min(2, jobs))
     return run_ladder(cfg, domains["A"], domains["B"], out_dir, seeds=(cfg.seed,), rows=rows, progress=progress,
                       verify=verify, override_identity=override_identity, command=command, jobs=jobs)
 

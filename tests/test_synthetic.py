@@ -104,7 +104,7 @@ def test_load_dataset_reads_the_synthetic_layout(synthetic_pair):
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     a = generate_synthetic_pair(tmp_path / "a", seed=3, **TINY)
-    b = generate_synthetic_pair(tmp_path / "b", seed=3, **TINY)
+    b = generate_synthetic_pair(tmp_path / "b", seed=3, jobs=2, **TINY)      # A and B in two processes
     c = generate_synthetic_pair(tmp_path / "c", seed=4, **TINY)
     for d in ("A", "B"):
         da, db, dc = _digest(a[d]), _digest(b[d]), _digest(c[d])
@@ -249,6 +249,8 @@ def test_foreign_folder_and_bad_arguments(tmp_path):
     assert (tmp_path / "A" / "notes.txt").exists() and not (tmp_path / "B").exists()
     with pytest.raises(ValueError, match="'gap'"):
         generate_synthetic_pair(tmp_path / "x", gap=-1.0, **TINY)
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        generate_synthetic_pair(tmp_path / "x", jobs=0, **TINY)
     with pytest.raises(ValueError, match="'num_test_ids'"):
         generate_synthetic_pair(tmp_path / "x", num_test_ids=0, num_train_ids=4, progress=False)
     with pytest.raises(ValueError, match="'height'"):
@@ -274,3 +276,20 @@ def test_cli_subprocess_and_wrapper(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as ex:
         runpy.run_path(str(REPO / "data_scripts" / "make_synthetic.py"), run_name="__main__")
     assert ex.value.code == 0 and json.loads(capsys.readouterr().out) == paths
+
+
+def test_parallel_generation_error_leaves_no_folder(tmp_path, monkeypatch):
+    """With jobs=2 a domain's failure reaches the caller, and neither a partial nor a final folder is left."""
+    import reid_uda_lib.data.synthetic as synthetic
+
+    def boom(out_dir, domain, *a, **k):
+        if domain == "B":
+            raise RuntimeError("renderer failed on B")
+        return generate_domain_orig(out_dir, domain, *a, **k)
+
+    generate_domain_orig = synthetic.generate_domain
+    monkeypatch.setattr(synthetic, "generate_domain", boom)
+    with pytest.raises(RuntimeError, match="renderer failed on B"):
+        generate_synthetic_pair(tmp_path, seed=0, jobs=2, **TINY)
+    assert not (tmp_path / "B").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]      # no partial folders
