@@ -52,6 +52,7 @@ bench: setup
 	  --rounds 3 --device $(BENCH_DEVICE)
 	-$(PY) benchmarks/bench_throughput.py --steps 3 --loader-batches 10 --device $(BENCH_DEVICE)
 	-$(PY) benchmarks/bench_bn_groups.py --rounds 3 --device $(BENCH_DEVICE)
+	-$(PY) benchmarks/bench_maxpool.py
 
 # Every row over the seeds on the synthetic pair: JOBS single-threaded processes at once, each seed's
 # pretraining first, then one process per row (on a 2-core machine this beats one 2-thread process after
