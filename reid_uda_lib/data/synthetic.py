@@ -23,17 +23,18 @@ writes ``OUT/A`` and ``OUT/B``, each with ``bounding_box_train/``, ``query/``, `
 the same parameters; a folder that already holds the same parameters is reused as is.
 
 Defaults (seed 0): A has 4 cameras, 1,127 train / 248 query / 861 gallery images; B has 5 cameras,
-1,305 / 281 / 1,079; about 10 s on one CPU core.
+1,305 / 281 / 1,079; about 10 s on one CPU core (5 s with ``jobs=2``).
 
 The pieces: :mod:`~reid_uda_lib.data.synthetic_style` (palette, :class:`DomainStyle`, :func:`domain_styles`),
 :mod:`~reid_uda_lib.data.synthetic_person` (:class:`Person`, :func:`draw_person`),
 :mod:`~reid_uda_lib.data.synthetic_camera` (:class:`Camera`, :func:`render_image`); this module plans the
 splits, writes the folders and checks them. Every name is importable from here as before.
 
-Difficulty at gap=1 (reproduced by commands in the repo): with the ``cpu`` preset (resnet18, 128x64),
-``make demo`` trains on A and scores 74.0 mAP on A's test split but 29.6 on B; trained on B's own labels
-(the oracle row) it reaches 69.5 on B. ``tests/test_domain_gap.py`` checks the gap with a tiny CNN (A 28.3,
-B 15.6, and 24.2 on a B generated with gap=0, i.e. in A's style).
+Difficulty at gap=1 (reproduced by commands in the repo): with the ``cpu`` preset (resnet18 at 96x48),
+``make demo`` trains on A and scores 68.9 mAP on A's test split but 25.2 on B; SBase's loop on B's true
+identities (the oracle row) reaches 66.0 on B (seed 0; the README's ladder gives means over 3 seeds).
+``tests/test_domain_gap.py`` checks the gap with a tiny CNN (A 28.3, B 15.6, and 24.2 on a B generated with
+gap=0, i.e. in A's style).
 """
 from __future__ import annotations
 
