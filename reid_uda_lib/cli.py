@@ -232,8 +232,8 @@ def _main(argv: list[str]) -> int:
         from .engine.distributed import on_rank0
         from .engine.rundir import preflight as check_folder
 
-        def preflight(*a):      # under torchrun rank 0 checks (the others' check would race its lock)
-            on_rank0(lambda: check_folder(*a))
+        def preflight(*a, **k):      # under torchrun rank 0 checks (the others' check would race its lock)
+            on_rank0(lambda: check_folder(*a, **k))
         from .engine.distributed import init_distributed
         from .memory_guard import check_run_memory
         cfg = _cfg(args)
@@ -253,7 +253,8 @@ def _main(argv: list[str]) -> int:
             init = args.init
             if init is None:
                 preflight(out / "pretrain", "pretrain", cfg, "auto", data, ident)
-            preflight(out / args.method, "uda", uda_cfg, args.resume, data, ident)
+            preflight(out / args.method, "uda", uda_cfg, args.resume, data, ident,
+                      init=init if init is not None else out / "pretrain" / "checkpoint.pt")
             check_run_memory(uda_cfg, target)
             if init is None:
                 init = pretrain(cfg, source, target, out / "pretrain", resume="auto", progress=not args.quiet,

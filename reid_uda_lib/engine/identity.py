@@ -83,9 +83,22 @@ INIT_PENDING = "<not written yet>"
 
 
 def checkpoint_fingerprint(path) -> dict[str, Any]:
-    """What identifies a checkpoint another stage starts from (``pretrain(..., init=)``): its stage, epoch,
-    step, a sha256 of its own run identity and a sha256 of its model weights -- not its path, so a moved
-    run folder still matches, while a retrained one does not."""
+    """What identifies a checkpoint another stage starts from (``pretrain(..., init=)``, ``adapt``'s
+    ``init_checkpoint``): its stage, epoch, step, a sha256 of its own run identity and a sha256 of its model
+    weights -- not its path, so a moved run folder still matches, while a retrained one does not. Computed
+    once per file version in a process (a ladder checks every row against the same pretrained model)."""
+    st = os.stat(path)
+    key = (os.path.abspath(os.fspath(path)), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS.clear()                   # one entry: the pretrained model of the current seed
+        _FINGERPRINTS[key] = _fingerprint(path)
+    return dict(_FINGERPRINTS[key])
+
+
+_FINGERPRINTS: dict[tuple, dict[str, Any]] = {}
+
+
+def _fingerprint(path) -> dict[str, Any]:
     import json
 
     import torch
@@ -136,7 +149,10 @@ def differences(saved: Mapping[str, Any], asked: Mapping[str, Any],
             diffs.append(f"{key}: {_fmt(s_cfg.get(key, '<absent>'))} in the checkpoint, "
                          f"{_fmt(a_cfg.get(key, '<absent>'))} asked")
     s_init, a_init = saved.get("init"), asked.get("init")   # checkpoints older than "init": started from None
-    if a_init != INIT_PENDING and s_init != a_init:
+    # A UDA stage always starts from a checkpoint and records it since 2026-11; a UDA checkpoint with no
+    # recorded init predates that, and its init cannot be checked (accepted, as before)
+    legacy_uda = saved.get("stage") == "uda" and s_init is None
+    if a_init != INIT_PENDING and s_init != a_init and not legacy_uda:
         diffs.append(f"init: {_fmt_init(s_init)} in the checkpoint, {_fmt_init(a_init)} asked")
     s_data = saved.get("data")
     if s_data is not None:

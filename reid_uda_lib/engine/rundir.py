@@ -40,7 +40,10 @@ class RunDir:
 
         ``datasets`` (``{"source": ds, "target": ds}``) enter the run identity; a checkpoint made with
         another identity is refused unless ``override_identity``. ``init``: the checkpoint the stage starts
-        from (``pretrain(..., init=)``: a source-pretrained model), also part of the identity.
+        from (``pretrain(..., init=)``, ``adapt``'s source-pretrained model), also part of the identity:
+        a folder trained from another checkpoint (a retrained pretraining) is refused.
+        :data:`~reid_uda_lib.engine.identity.INIT_PENDING` (a resume that does not name it) keeps the
+        recorded one.
 
         Under torchrun only rank 0 opens the folder (checks, lock, log, config) and writes; the other processes
         get its verdict (or its error), read the checkpoint to resume and write nothing.
@@ -60,6 +63,10 @@ class RunDir:
         self.lock: Optional[RunLock] = None
         self.read_only = False                          # a complete stage reused without lock or writes
         resumed, self.pending = ddp.on_rank0(lambda: self._open(resume, override_identity))
+        from .identity import INIT_PENDING
+        if self.identity.get("init") == INIT_PENDING and self.resume_state is not None:
+            # resumed without naming the init checkpoint: keep the one the run recorded
+            self.identity["init"] = (self.resume_state.get("identity") or {}).get("init")
         if not self.writer and resumed:
             self.resume_state = load_checkpoint(self.checkpoint, kind=stage)
         self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0

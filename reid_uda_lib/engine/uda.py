@@ -43,6 +43,7 @@ from . import distributed as ddp
 from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state
 from .common import RunningMean, build_optimizer, check_finite, uda_optim
 from .features import evaluate_model, extract_features
+from .identity import INIT_PENDING
 from .loaders import num_batches_for, to_device, train_loader
 from .bn_stats import TargetBNStats, bn_subset
 from .lock import release_on_error
@@ -68,8 +69,12 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     seed_everything(cfg.seed, cfg.deterministic)
     method = get_method(cfg.uda.method)
     check_run_memory(cfg, target)
+    # the init checkpoint is part of the run's identity: a row trained from another (retrained) pretraining
+    # is refused; resuming without naming it (or after it was deleted) keeps the recorded one
+    init_ident = init_checkpoint if init_checkpoint is not None and Path(init_checkpoint).is_file() \
+        else INIT_PENDING
     run = RunDir(out_dir, "uda", cfg, resume, datasets={"source": source, "target": target},
-                 override_identity=override_identity)
+                 override_identity=override_identity, init=init_ident)
     device = ddp.local_device(resolve_device(cfg.device))
     n_src = source.num_train_pids
 

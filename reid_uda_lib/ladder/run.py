@@ -62,8 +62,8 @@ def _stages(cfg: Config, source: ReidDataset, target: ReidDataset, folder: Path,
     """``(folder, stage, config, datasets, init)`` of every stage a seed's rows need, in running order."""
     pre = folder / "pretrain"
     out = [(pre, "pretrain", cfg, {"source": source, "target": target}, None)]
-    out += [(folder / m, "uda", cfg.override(**{"uda.method": m}), {"source": source, "target": target}, None)
-            for m in methods_of(rows)]
+    out += [(folder / m, "uda", cfg.override(**{"uda.method": m}), {"source": source, "target": target},
+             pre / "checkpoint.pt") for m in methods_of(rows)]
     return out
 
 
