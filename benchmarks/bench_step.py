@@ -21,6 +21,13 @@ one backward, and prints the speed-up of the one-forward step::
 Default methods: ``sbase,dcdfa,lf2`` (SBase vs DCDFA vs LF² at the same shapes; each line also gives the images
 per step and per second, since LF²'s batches hold target images only). ``--no-x3`` skips the three-forward
 reference (``make bench``).
+
+Mixed precision (config ``amp``, engine/amp.py): ``--amp off,bf16`` also times every method with bf16
+autocast (rows ``sbase@bf16`` ...) and prints its speed relative to the float32 step::
+
+    .venv/bin/python benchmarks/bench_step.py --methods sbase --arch resnet18 --height 96 --width 48 --batch 32 \
+        --last-stride 2 --amp off,bf16 --no-x3                       # the cpu preset's step, fp32 vs bf16
+    .venv/bin/python benchmarks/bench_step.py --device cuda --batch 64 --amp off,fp16,bf16
 """
 from __future__ import annotations
 
@@ -40,12 +47,16 @@ from reid_uda_lib.losses.lf2 import fusion_loss, lf2_cls_loss, lf2_total
 from reid_uda_lib.models import MeanTeacher, build_model
 from reid_uda_lib.models.lf2 import part_features
 from reid_uda_lib.utils import resolve_device
+from reid_uda_lib.config_validate import AMP_MODES
+from reid_uda_lib.engine.amp import Precision
 
 GOAL = 1.05
 
 
-def build_parts(method_name: str, cfg, device, n_src_ids: int, n_target: int, n_clusters: int) -> UDAParts:
-    """The state the loop holds during an epoch, for one method (same seed for every method)."""
+def build_parts(method_name: str, cfg, device, n_src_ids: int, n_target: int, n_clusters: int,
+                amp: str = "off") -> UDAParts:
+    """The state the loop holds during an epoch, for one method (same seed for every method); ``amp``: the
+    step's precision (engine/amp.py)."""
     torch.manual_seed(0)
     method = get_method(method_name)
     model = build_model(cfg.model, num_classes=n_src_ids).to(device)
@@ -62,7 +73,8 @@ def build_parts(method_name: str, cfg, device, n_src_ids: int, n_target: int, n_
     mean_extra = MeanTeacher(extra, 0.999) if method.mean_net and len(extra.state_dict()) else None
     model.train()
     extra.train()
-    parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg)
+    parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg,
+                     precision=Precision(amp, device))
     # labels of every level (LF²): each level groups the batch images (indices 0..n-1) in its own way
     n, k = cfg.data.batch_size, cfg.data.num_instances
     labels = torch.randint(0, n_clusters, (cfg.lf2.num_parts + 1, n_target))
@@ -119,14 +131,22 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", default="resnet50")
     ap.add_argument("--height", type=int, default=256)
     ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--last-stride", type=int, default=1)
     ap.add_argument("--batch", type=int, default=8, help="images per domain (the paper: 64)")
     ap.add_argument("--instances", type=int, default=4, help="K images per identity")
     ap.add_argument("--rounds", type=int, default=5, help="timed steps per method (after 2 warm-up steps)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", default="off", help="comma-separated precisions (off, bf16, fp16): every method "
+                    "is timed in each, interleaved; `method@bf16` rows give their ratio to the float32 step")
     args = ap.parse_args(argv)
+    amps = args.amp.split(",")
+    for a in amps:
+        if a not in AMP_MODES:
+            ap.error(f"--amp: each of {', '.join(AMP_MODES)}; got {a!r}")
 
     device = resolve_device(args.device)
-    cfg = get_preset("paper", **{"model.arch": args.arch, "model.weights": None, "data.height": args.height,
+    cfg = get_preset("paper", **{"model.arch": args.arch, "model.weights": None, "model.last_stride": args.last_stride,
+                                 "data.height": args.height,
                                  "data.width": args.width, "data.batch_size": args.batch,
                                  "data.num_instances": args.instances})
     n_src_ids, n_target, n_clusters = 751, 12936, 500        # Market-1501-sized source and target
@@ -135,6 +155,10 @@ def main(argv=None) -> int:
                                        and get_method(m).parts and not get_method(m).dcdfa]
     # (the x3 reference re-implements the LF² terms only)
     parts = {m: build_parts(m, cfg, device, n_src_ids, n_target, n_clusters) for m in methods}
+    mixed = [f"{m}@{a}" for a in amps if a != "off" for m in methods]
+    for name in mixed:
+        m, a = name.split("@")
+        parts[name] = build_parts(m, cfg, device, n_src_ids, n_target, n_clusters, amp=a)
     for m in lf2_parts:             # the three-forward reference gets its own, identical copy of the state
         parts[f"{m}x3"] = build_parts(m, cfg, device, n_src_ids, n_target, n_clusters)
     xs, ys, _ = make_batch(args.batch, args.instances, cfg, device, n_src_ids, n_target, 1)
@@ -160,7 +184,7 @@ def main(argv=None) -> int:
             torch.cuda.synchronize(device)
         return time.perf_counter() - t0
 
-    timed = methods + [f"{m}x3" for m in lf2_parts]
+    timed = methods + [f"{m}x3" for m in lf2_parts] + mixed
     times: dict[str, list[float]] = {m: [] for m in timed}
     for step in range(2 + args.rounds):
         for m in timed:
@@ -184,6 +208,10 @@ def main(argv=None) -> int:
             continue
         ratio = statistics.median(times[m]) / ref
         print(f"{m} / {methods[0]}: {ratio:.3f} (target <= {GOAL}: {'met' if ratio <= GOAL else 'NOT met'})")
+    for name in mixed:
+        m = name.split("@")[0]
+        speedup = statistics.median(times[m]) / statistics.median(times[name])
+        print(f"{name}: {speedup:.2f}x the float32 step's speed")
     for m in lf2_parts:
         speedup = statistics.median(times[f"{m}x3"]) / statistics.median(times[m])
         print(f"{m}: one forward for all {cfg.lf2.num_parts + 1} label sets is {speedup:.2f}x faster than one "

@@ -157,6 +157,9 @@ class Config:
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda | cuda:1 | mps
     deterministic: bool = True
+    # mixed precision of the training steps (engine/amp.py): off | bf16 (GPUs with bf16; CPUs with avx512_bf16)
+    # | fp16 (GPUs without bf16: T4, V100). Off on CPUs: bf16 is ~20x slower there without bf16 units.
+    amp: str = "off"
     data: DataConfig = field(default_factory=DataConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -13,6 +13,7 @@ import math
 from typing import Any, Callable
 
 CLUSTER_METHODS = ("dbscan", "kmeans")
+AMP_MODES = ("off", "bf16", "fp16")             # the config field ``amp`` (engine/amp.py)
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,7 @@ def _one_of(names: Callable[[], tuple[str, ...]]):
 #: dotted field -> (check(value) -> bool, what is expected). Extend it for a new section's ranges.
 RULES: dict[str, tuple[Callable[[Any], bool], Any]] = {
     "seed": (lambda v: 0 <= v < 2 ** 32, "in [0, 2**32)"),
+    "amp": (lambda v: v in AMP_MODES, AMP_MODES),
     "data.height": _ge(1), "data.width": _ge(1), "data.num_instances": _ge(1), "data.batch_size": _ge(1),
     "data.num_workers": _ge(0), "data.pad": _ge(0), "data.test_batch_size": _ge(1),
     "data.flip_p": _prob(), "data.random_erasing_p": _prob(), "data.pretrain_random_erasing_p": _prob(),

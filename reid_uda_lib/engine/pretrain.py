@@ -16,6 +16,7 @@ from ..data.check import require_role
 from ..models import build_model
 from ..utils import resolve_device, seed_everything
 from . import distributed as ddp
+from .amp import Precision
 from .checkpoint import rng_state
 from .common import (RunningMean, build_optimizer, build_scheduler, check_finite, supervised_terms)
 from .features import evaluate_model
@@ -66,7 +67,8 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     n_batches = num_batches_for(len(source.train), cfg.data, cfg.pretrain.iters_per_epoch)
     loader = train_loader(source.train, cfg.data, seed=cfg.seed,
                           random_erasing_p=cfg.data.pretrain_random_erasing_p, num_batches=n_batches)
-    step = run.restore(model=model, optimizer=optimizer, scheduler=scheduler)
+    precision = Precision(cfg.amp, device)          # config ``amp``: autocast + fp16 gradient scaler (amp.py)
+    step = run.restore(model=model, optimizer=optimizer, scheduler=scheduler, precision=precision.checkpointed())
     ddp.broadcast_state(model)                  # under torchrun: every process starts from rank 0's weights
 
     epochs = cfg.pretrain.epochs
@@ -90,14 +92,15 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         for it, batch in enumerate(bar):
             img, pid, _, _ = to_device(batch, device)
             # under torchrun: the outputs and labels of the global batch (every process the same loss)
-            terms = supervised_terms(ddp.gather_outputs(model(img)), ddp.gather_tensor(pid), "source", cfg.loss,
-                                     prefix="")
+            with precision.autocast():
+                terms = supervised_terms(ddp.gather_outputs(model(img)), ddp.gather_tensor(pid), "source",
+                                         cfg.loss, prefix="")
             check_finite(terms, "pretrain", epoch, it, step, str(run.checkpoint))
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            precision.backward(loss)
             ddp.average_gradients(model.parameters())      # under torchrun: the data-parallel all-reduce
-            optimizer.step()
+            precision.step(optimizer)
             ddp.average_bn_statistics(model)
             step += 1
             meter.add(terms)
@@ -106,9 +109,11 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         scheduler.step()
 
         record = {"stage": "pretrain", "epoch": epoch, "step": step, "lr": lr, **meter.means()}
-        record = run.end_epoch({"epoch": epoch, "step": step, "model": model.state_dict(),
-                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                "rng": rng_state(), "num_classes": source.num_train_pids}, record, evaluate)
+        state = {"epoch": epoch, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "rng": rng_state(), "num_classes": source.num_train_pids}
+        if precision.checkpointed() is not None:
+            state["precision"] = precision.state_dict()
+        record = run.end_epoch(state, record, evaluate)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 

@@ -43,6 +43,7 @@ from . import distributed as ddp
 from .checkpoint import CheckpointError, check_model_config, load_checkpoint, rng_state
 from .common import RunningMean, build_optimizer, check_finite, uda_optim
 from .features import evaluate_model, extract_features
+from .amp import Precision
 from .identity import INIT_PENDING
 from .loaders import num_batches_for, to_device, train_loader
 from .bn_stats import TargetBNStats, bn_subset
@@ -101,10 +102,12 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     optimizer = build_optimizer(list(model.parameters()) + list(extra.parameters()), uda_optim(cfg))
     eval_net = mean_net.module if mean_net is not None else model
     eval_extra = mean_extra.module if mean_extra is not None else extra
-    parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg, bn_samples=bn_samples)
+    precision = Precision(cfg.amp, device)
+    parts = UDAParts(model, method, extra, memory, optimizer, mean_net, mean_extra, cfg, bn_samples=bn_samples,
+                     precision=precision)
 
     step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, mean_extra=mean_extra,
-                       memory=memory)
+                       memory=memory, precision=precision.checkpointed())
     ddp.broadcast_state(model, extra)               # under torchrun: every process starts from rank 0's weights
     if run.resume_state is None and memory is not None:
         # Source prototypes: the mean feature of each source identity under the initial model.
@@ -203,6 +206,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
             state["mean_extra"] = mean_extra.state_dict()
         if memory is not None:
             state["memory"] = memory.state_dict()
+        if precision.checkpointed() is not None:
+            state["precision"] = precision.state_dict()     # the fp16 gradient scaler: exact resume
         record = run.end_epoch(state, record, evaluate)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)

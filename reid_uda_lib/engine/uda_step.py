@@ -21,10 +21,12 @@ from ..losses import MemoryBank
 from ..models import MeanTeacher
 from ..models.bn_groups import apply_layout, domain_layout, invert_layout, layout_groups
 from . import distributed as ddp
+from .amp import Precision
 from .common import supervised_terms
 from .method_base import StepContext, UDAMethod
 
 TARGET_HEAD = "target"
+FLOAT32 = Precision("off", "cpu")         # no autocast, plain backward and step
 
 
 @dataclass
@@ -40,6 +42,7 @@ class UDAParts:
     cfg: Any
     labels: Optional[torch.Tensor] = None   # (L, N_target) labels of every level, set by the loop each epoch
     bn_samples: int = 0                     # images per BatchNorm group of this process's forward (0: all)
+    precision: Optional[Precision] = None   # mixed precision (engine/amp.py); None: float32
 
 
 def split_outputs(out: dict, n: int) -> tuple[dict, dict]:
@@ -99,14 +102,19 @@ def train_step(p: UDAParts, x_s: torch.Tensor, y_s: torch.Tensor, x_t: torch.Ten
                idx_t: torch.Tensor, step: int = 0, epoch: int = 0,
                check: Optional[Callable[[dict], None]] = None) -> dict[str, torch.Tensor]:
     """Forward, loss terms, ``check(terms)`` (the NaN guard), backward, optimiser step, then the Mean-Net
-    (EMA of the backbone and of the method's modules) and memory-bank updates. Returns the terms."""
-    terms, out_s, out_t = compute_terms(p, x_s, y_s, x_t, y_t, step, epoch, idx_t)
+    (EMA of the backbone and of the method's modules) and memory-bank updates. Returns the terms.
+    With ``p.precision`` (config ``amp``) the forward and the terms run under autocast and the backward /
+    step go through its gradient scaler (fp16)."""
+    prec = p.precision or FLOAT32
+    with prec.autocast():
+        terms, out_s, out_t = compute_terms(p, x_s, y_s, x_t, y_t, step, epoch, idx_t)
     if check is not None:
         check(terms)
     p.optimizer.zero_grad(set_to_none=True)
-    sum(terms.values()).backward()
+    loss = sum(terms.values())
+    prec.backward(loss)
     ddp.average_gradients([*p.model.parameters(), *p.extra.parameters()])     # under torchrun
-    p.optimizer.step()
+    prec.step(p.optimizer)
     ddp.average_bn_statistics(p.model, p.extra)
     y_s, idx_t = ddp.gather_tensor(y_s), ddp.gather_tensor(idx_t)
     if p.mean_net is not None:
@@ -115,6 +123,7 @@ def train_step(p: UDAParts, x_s: torch.Tensor, y_s: torch.Tensor, x_t: torch.Ten
         p.mean_extra.update(p.extra)
     if p.memory is not None:
         with torch.no_grad():
-            p.memory.update_source(out_s["bn"].detach(), y_s)
-            p.memory.update_target(out_t["bn"].detach(), idx_t)
+            # .float(): under autocast the features may be bf16/fp16; the bank stays float32 (a no-op otherwise)
+            p.memory.update_source(out_s["bn"].detach().float(), y_s)
+            p.memory.update_target(out_t["bn"].detach().float(), idx_t)
     return terms
