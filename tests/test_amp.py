@@ -47,6 +47,7 @@ def test_off_is_the_plain_loop_bit_for_bit():
     for a, b in zip(ref.parameters(), off.parameters()):
         assert torch.equal(a, b)
     assert Precision("off", "cpu").state_dict() == {} and Precision("off", "cpu").checkpointed() is None
+    assert Precision("off", "cpu").save_into({"epoch": 0}) == {"epoch": 0}       # float32 checkpoints unchanged
 
 
 def test_bf16_and_fp16_autocast_the_forward_and_keep_float32_weights():

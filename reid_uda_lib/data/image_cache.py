@@ -1,7 +1,7 @@
 """A bounded, process-wide cache of decoded images, so a run decodes each file once instead of each pass.
 
 A UDA row reads every target image a dozen times (BatchNorm statistics, clustering features and evaluation
-each epoch, plus the training batches); decoding was about 2–3 % of a CPU row. The cache keeps the decoded
+each epoch, plus the training batches), and each pass decoded every file again. The cache keeps the decoded
 RGB image keyed by the file's path, size, modification time and inode (a rewritten or replaced file is
 read again) and hands out copies, so a transform that edits its input in place cannot alter it.
 

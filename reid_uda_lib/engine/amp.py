@@ -98,8 +98,14 @@ class Precision:
             self.scaler.load_state_dict(state)
 
     def checkpointed(self):
-        """``self`` when there is state to save/restore (fp16), else None (float32 checkpoints unchanged)."""
+        """``self`` when there is state to restore (fp16), else None (float32 checkpoints unchanged)."""
         return self if self.scaler is not None else None
+
+    def save_into(self, state: dict) -> dict:
+        """Add the fp16 scaler's state to a checkpoint dict as ``"precision"`` (nothing otherwise)."""
+        if self.scaler is not None:
+            state["precision"] = self.state_dict()
+        return state
 
     def __repr__(self) -> str:
         return f"Precision({self.mode!r}, {self.device_type})"

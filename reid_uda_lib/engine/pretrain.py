@@ -111,9 +111,7 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         record = {"stage": "pretrain", "epoch": epoch, "step": step, "lr": lr, **meter.means()}
         state = {"epoch": epoch, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "rng": rng_state(), "num_classes": source.num_train_pids}
-        if precision.checkpointed() is not None:
-            state["precision"] = precision.state_dict()
-        record = run.end_epoch(state, record, evaluate)
+        record = run.end_epoch(precision.save_into(state), record, evaluate)   # + the fp16 scaler's state
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 

@@ -206,9 +206,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
             state["mean_extra"] = mean_extra.state_dict()
         if memory is not None:
             state["memory"] = memory.state_dict()
-        if precision.checkpointed() is not None:
-            state["precision"] = precision.state_dict()     # the fp16 gradient scaler: exact resume
-        record = run.end_epoch(state, record, evaluate)
+        record = run.end_epoch(precision.save_into(state), record, evaluate)   # + the fp16 scaler's state
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
