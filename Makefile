@@ -13,6 +13,18 @@ PRESET ?= cpu
 SEEDS  ?= 0 1 2
 JOBS   ?= 2
 ROWS   ?=
+# CPU_ISA=avx2: cap torch's CPU kernels (ATen, oneDNN, MKL) at AVX2, as on an AVX2-only CPU, which prints
+# other numbers than an AVX-512 one for the same seed (README, "Numbers across CPU types"); empty: the machine's own.
+# Its runs go to runs/demo-$(PRESET)-avx2, runs/ladder-$(PRESET)-avx2.
+CPU_ISA ?=
+ISA_ENV_avx2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+ifneq ($(CPU_ISA),)
+ifeq ($(ISA_ENV_$(CPU_ISA)),)
+$(error CPU_ISA=$(CPU_ISA): expected avx2 or nothing)
+endif
+endif
+RUN    := $(ISA_ENV_$(CPU_ISA)) $(PY)
+ISA_SUFFIX := $(if $(CPU_ISA),-$(CPU_ISA))
 empty  :=
 space  := $(empty) $(empty)
 comma  := ,
@@ -35,7 +47,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	@touch $@
 
 demo: setup
-	$(PY) -m reid_uda_lib demo --preset $(PRESET) --data data/synthetic --out runs/demo-$(PRESET)
+	$(RUN) -m reid_uda_lib demo --preset $(PRESET) --data data/synthetic --out runs/demo-$(PRESET)$(ISA_SUFFIX)
 
 test: setup-dev
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
@@ -45,30 +57,30 @@ test: setup-dev
 # its target exits 1; make reports it ("ignored") and runs the others, so every figure is printed.
 BENCH_DEVICE ?= cpu
 bench: setup
-	-$(PY) benchmarks/bench_evaluation.py --device $(BENCH_DEVICE)
-	-$(PY) benchmarks/bench_jaccard.py --quick --repeats 1 --device $(BENCH_DEVICE)
-	-$(PY) benchmarks/bench_kmeans.py --n 3000 --k 150 --ids 175 --device $(BENCH_DEVICE)
-	-$(PY) benchmarks/bench_step.py --methods sbase,dcdfa,lf2 --arch resnet18 --height 128 --width 64 --batch 32 \
+	-$(RUN) benchmarks/bench_evaluation.py --device $(BENCH_DEVICE)
+	-$(RUN) benchmarks/bench_jaccard.py --quick --repeats 1 --device $(BENCH_DEVICE)
+	-$(RUN) benchmarks/bench_kmeans.py --n 3000 --k 150 --ids 175 --device $(BENCH_DEVICE)
+	-$(RUN) benchmarks/bench_step.py --methods sbase,dcdfa,lf2 --arch resnet18 --height 128 --width 64 --batch 32 \
 	  --rounds 3 --device $(BENCH_DEVICE)
-	-$(PY) benchmarks/bench_throughput.py --steps 3 --loader-batches 10 --device $(BENCH_DEVICE)
-	-$(PY) benchmarks/bench_bn_groups.py --rounds 3 --device $(BENCH_DEVICE)
-	-$(PY) benchmarks/bench_maxpool.py
+	-$(RUN) benchmarks/bench_throughput.py --steps 3 --loader-batches 10 --device $(BENCH_DEVICE)
+	-$(RUN) benchmarks/bench_bn_groups.py --rounds 3 --device $(BENCH_DEVICE)
+	-$(RUN) benchmarks/bench_maxpool.py
 
 # Every row over the seeds on the synthetic pair: JOBS single-threaded processes at once, each seed's
 # pretraining first, then one process per row (on a 2-core machine this beats one 2-thread process after
 # another); each seed's rows share its pretrained model in runs/ladder-$(PRESET)/seed<S>/pretrain. Run it again after a stop: finished stages are reused.
 ladder: setup
-	$(PY) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic --quiet \
+	$(RUN) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic --quiet \
 	  --seeds $(subst $(space),$(comma),$(strip $(SEEDS))) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS)) \
-	  --out runs/ladder-$(PRESET)
+	  --out runs/ladder-$(PRESET)$(ISA_SUFFIX)
 
 # BatchNorm groups on the synthetic pair: direct transfer and SBase with groups of 16 images (pretraining: 2 groups
 # of the 32; SBase: 4 groups of 8 + 8 of the 32 + 32, one paper GPU's share in the 4-GPU SpCL-style trainers),
 # seeds in parallel; compare with the whole-batch rows of `make ladder` (runs/ladder-$(PRESET)/results.md).
 results-bn: setup
-	$(PY) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic --quiet \
+	$(RUN) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic --quiet \
 	  --seeds $(subst $(space),$(comma),$(strip $(SEEDS))) --jobs $(JOBS) --rows direct,sbase \
-	  --set model.bn_samples=16 --out runs/ladder-$(PRESET)-bn16
+	  --set model.bn_samples=16 --out runs/ladder-$(PRESET)-bn16$(ISA_SUFFIX)
 
 clean-runs:
 	rm -rf runs/

@@ -92,3 +92,34 @@ def test_machine_info_names_the_cpu_and_torch():
     info = machine_info("cpu")
     assert info["torch"] == torch.__version__ and info["logical_cpus"] >= 1 and info["cpu"]
     assert info["gpu"] is None
+
+
+def test_the_header_names_the_cpu_kernels_and_the_variables_that_capped_them(tmp_path, monkeypatch):
+    import torch
+    from reid_uda_lib.ladder.report import ISA_LIMIT_VARS, kernels_text
+    for var in ISA_LIMIT_VARS:
+        monkeypatch.delenv(var, raising=False)
+    own = machine_info("cpu")
+    assert own["isa_limits"] == {} and own["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert kernels_text(own) == own["cpu_capability"]
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    capped = machine_info("cpu")
+    assert capped["isa_limits"] == {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+    assert kernels_text(capped) == f"{own['cpu_capability']} (capped: ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2)"
+    _seed(tmp_path, 0, 0.20, 0.60, 0.40, 0.30, 100.0)
+    md = (tmp_path / "results.md")
+    write_report(tmp_path, get_preset("ci"), [0], ["oracle", "direct", "dcdfa"])
+    assert f"CPU kernels: {kernels_text(capped)}" in md.read_text()
+
+
+def test_aten_cpu_capability_caps_torch_kernels_in_a_fresh_process():
+    # what `make demo CPU_ISA=avx2` relies on: the variable is read when torch loads
+    import os
+    import subprocess
+    import sys
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "").split()
+    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    capped = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert capped.stdout.strip() == ("AVX2" if "avx2" in flags else "DEFAULT")

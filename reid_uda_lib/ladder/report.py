@@ -145,12 +145,21 @@ def csv_text(entries: list[dict]) -> str:
     return buf.getvalue()
 
 
+# Environment variables that cap the instruction set of the CPU kernels (read when torch loads): with the three
+# set to AVX2 (`make demo CPU_ISA=avx2`) a machine with AVX-512 runs the kernels an AVX2-only CPU runs.
+ISA_LIMIT_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def machine_info(device: str = "auto") -> dict:
-    """CPU model and ``cpu family`` (/proc/cpuinfo), logical CPUs, torch threads and version, GPU name."""
+    """CPU model and ``cpu family`` (/proc/cpuinfo), logical CPUs, torch threads and version, GPU name, the
+    instruction set of torch's own CPU kernels (``cpu_capability``) and the variables that capped it
+    (``isa_limits``, :data:`ISA_LIMIT_VARS`): the kernels decide the numbers as much as the seed does."""
     import torch
     info = {"cpu": platform.processor() or platform.machine(), "cpu_family": None,
             "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "torch": torch.__version__, "gpu": None}
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "torch": torch.__version__, "gpu": None,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "isa_limits": {k: os.environ[k] for k in ISA_LIMIT_VARS if os.environ.get(k)}}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -163,6 +172,12 @@ def machine_info(device: str = "auto") -> dict:
     if device != "cpu" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def kernels_text(m: dict) -> str:
+    """``"AVX512"`` or ``"AVX2 (capped: ONEDNN_MAX_CPU_ISA=AVX2, ...)"`` from :func:`machine_info`'s dict."""
+    caps = ", ".join(f"{k}={v}" for k, v in m["isa_limits"].items())
+    return m["cpu_capability"] + (f" (capped: {caps})" if caps else "")
 
 
 def git_commit() -> str:
@@ -195,7 +210,7 @@ def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int,
                 else "one process"),
              f"- commit: {commit or git_commit()}" + (" (when the call started)" if commit else ""),
              f"- machine: {cpu}, {m['logical_cpus']} logical CPUs, {threads}; GPU: {m['gpu'] or 'none'}; "
-             f"torch {m['torch']}",
+             f"torch {m['torch']}; CPU kernels: {kernels_text(m)}",
              f"- written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
              + (f", this call took {wall_seconds:.0f} s wall" if wall_seconds is not None else ""), "",
              f"Oracle: SBase's loop (same losses, Mean-Net, memory bank, learning rate and epochs) with the target's "
