@@ -224,6 +224,8 @@ def _main(argv: list[str]) -> int:
                        override_identity=args.override_identity, command=_command(argv), jobs=args.jobs)
         print(f"\nResults ({args.preset} preset, synthetic A → B), also in {Path(args.out) / 'results.md'}:\n")
         print(res["table"])
+        from .ladder.report import kernels_note
+        print(kernels_note(cfg.device))
         return 0
     if cmd == "ladder":
         return _ladder(args, argv)

@@ -34,8 +34,9 @@ def collect_rows(run_dirs: Sequence[str | Path], methods: Optional[Iterable[str]
             raise FileNotFoundError(f"run folder {d} does not exist (expected the --out of a demo/train run)")
         pre = _summary(d / "pretrain")
         add("direct transfer (source only)", pre and pre.get("target"))
-        names = list(methods) if methods else sorted(p.parent.name for p in d.glob("*/summary.json")
-                                                      if p.parent.name not in ("pretrain", "oracle"))
+        # the direct-transfer and oracle rows have their own places (first and last), whether listed or not
+        names = ([m for m in methods if m not in ("pretrain", "direct", "oracle")] if methods else
+                 sorted(p.parent.name for p in d.glob("*/summary.json") if p.parent.name not in ("pretrain", "oracle")))
         for name in names:
             s = _summary(d / name)
             if s is None or not s.get("target"):

@@ -111,6 +111,8 @@ def test_the_header_names_the_cpu_kernels_and_the_variables_that_capped_them(tmp
     md = (tmp_path / "results.md")
     write_report(tmp_path, get_preset("ci"), [0], ["oracle", "direct", "dcdfa"])
     assert f"CPU kernels: {kernels_text(capped)}" in md.read_text()
+    from reid_uda_lib.ladder.report import kernels_note
+    assert kernels_note("cpu").startswith(f"CPU kernels: {kernels_text(capped)}. The same seed gives other")
 
 
 def test_aten_cpu_capability_caps_torch_kernels_in_a_fresh_process():

@@ -36,6 +36,16 @@ def test_mean_and_std_over_seeds_worked_values(tmp_path):
         collect_rows([tmp_path / "missing"])
 
 
+def test_listed_direct_and_oracle_rows_appear_once_in_their_places(tmp_path):
+    d = tmp_path / "s0"
+    _write(d / "pretrain", {"target": _m(0.2)})
+    _write(d / "sbase", {"target": _m(0.5)})
+    _write(d / "oracle", {"target": _m(0.7)})
+    rows = collect_rows([d], ["oracle", "direct", "sbase"])
+    assert list(rows) == ["direct transfer (source only)", "sbase", "oracle (SBase with the true target identities)"]
+    assert rows["oracle (SBase with the true target identities)"][0]["mAP"] == 0.7
+
+
 def test_probe_table_blanks_the_domain_half_of_rows_without_l_domain(tmp_path):
     probe = {"domain_acc_f": 0.9, "domain_acc_b": 0.6, "domain_acc_e": 1.0, "r_t_is_target": 0.5,
              "r_s_is_source": 0.5, "id_follows_b": 0.25}

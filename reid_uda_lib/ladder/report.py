@@ -180,6 +180,13 @@ def kernels_text(m: dict) -> str:
     return m["cpu_capability"] + (f" (capped: {caps})" if caps else "")
 
 
+def kernels_note(device: str = "auto") -> str:
+    """The line ``make demo`` prints under its table: which CPU kernels made these figures."""
+    return (f"CPU kernels: {kernels_text(machine_info(device))}. The same seed gives other figures with other "
+            "kernels (another CPU type; `make demo CPU_ISA=avx2` runs an AVX2-only CPU's): README, "
+            "\"Numbers across CPU types\".")
+
+
 def git_commit() -> str:
     """The commit of the checkout the package runs from (``+ uncommitted changes`` when dirty), or "unknown"."""
     repo = Path(__file__).resolve().parents[2]
