@@ -96,7 +96,7 @@ def test_machine_info_names_the_cpu_and_torch():
 
 def test_the_header_names_the_cpu_kernels_and_the_variables_that_capped_them(tmp_path, monkeypatch):
     import torch
-    from reid_uda_lib.ladder.report import ISA_LIMIT_VARS, kernels_text
+    from reid_uda_lib.engine.kernels import ISA_LIMIT_VARS, kernels_text
     for var in ISA_LIMIT_VARS:
         monkeypatch.delenv(var, raising=False)
     own = machine_info("cpu")
@@ -125,3 +125,18 @@ def test_aten_cpu_capability_caps_torch_kernels_in_a_fresh_process():
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
     capped = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert capped.stdout.strip() == ("AVX2" if "avx2" in flags else "DEFAULT")
+
+
+def test_the_header_lists_stages_trained_with_other_kernels(tmp_path, monkeypatch):
+    from reid_uda_lib.engine.kernels import ISA_LIMIT_VARS, kernel_signature
+    for var in ISA_LIMIT_VARS:
+        monkeypatch.delenv(var, raising=False)
+    _seed(tmp_path, 0, 0.20, 0.60, 0.40, 0.30, 100.0)
+    own = kernel_signature("cpu")
+    other = {**own, "cpu_capability": "OTHER", "threads": own["threads"] + 1}
+    for stage, sig in (("pretrain", other), ("oracle", {**own, "threads": own["threads"] + 1}), ("dcdfa", own)):
+        path = tmp_path / "seed0" / stage / "summary.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "kernels": sig}))
+    md = write_report(tmp_path, get_preset("ci", device="cpu"), [0], ["oracle", "direct", "dcdfa"])["markdown"]
+    # another thread count alone is not another kernel set; another instruction set is
+    assert "- **trained with other kernels than these** (reused folders): seed0/pretrain (OTHER)\n" in md

@@ -25,6 +25,7 @@ from .checkpoint import (CheckpointError, atomic_write_text, check_model_config,
                          remove_orphan_temp_files, save_checkpoint, set_rng_state)
 from . import distributed as ddp
 from .identity import check_identity, run_identity
+from .kernels import kernel_change, kernel_signature
 from .lock import LOCK_NAME, RunLock
 from .runlog import MetricsLog, _clean, format_record
 
@@ -70,6 +71,8 @@ class RunDir:
         if not self.writer and resumed:
             self.resume_state = load_checkpoint(self.checkpoint, kind=stage)
         self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0
+        # the kernels that computed the checkpoint's weights (None: none yet, or written before they were recorded)
+        self.weights_kernels: Optional[dict] = (self.resume_state or {}).get("kernels")
 
     def _open(self, resume: bool | str, override_identity: bool) -> tuple[bool, Optional[dict]]:
         """Check the folder, take the lock, prepare the log (rank 0); returns (resuming?, pending record)."""
@@ -93,6 +96,11 @@ class RunDir:
             raise
         if self.resume_state is not None:
             print(self._resume_line(), flush=True)
+            change = self._kernel_change(threads=not self._finished())
+            if change:
+                warnings.warn(f"continuing {self.root} with other kernels than the ones that trained it ({change}): "
+                              "the result will differ from an uninterrupted run's (README, \"Numbers across CPU "
+                              "types\")")
         # -- from here on the folder is ours: write --
         remove_orphan_temp_files(self.checkpoint)
         self.log.truncate(self.stage, self.start_epoch, records)
@@ -153,8 +161,10 @@ class RunDir:
             return
         # plain JSON types only, so the checkpoint still loads with weights_only=True
         extra = {"record": json.loads(json.dumps(_clean(record), default=float))} if record is not None else {}
+        self.weights_kernels = self.kernels()
         save_checkpoint(self.checkpoint, {"kind": self.stage, "config": self.cfg.to_dict(),
-                                          "identity": self.identity, **extra, **state})
+                                          "identity": self.identity, "kernels": self.weights_kernels, **extra,
+                                          **state})
         atomic_write_text(self.root / "config.json", self.cfg.to_json())   # describes the checkpoint
 
     def end_epoch(self, state: dict[str, Any], record: dict, evaluate: Callable[[int], dict]) -> dict:
@@ -181,12 +191,29 @@ class RunDir:
             print(format_record(record), flush=True)
         return record
 
+    def kernels(self) -> dict:
+        """The kernels this process computes the run with (``engine/kernels.py``), recorded in each checkpoint
+        and in ``summary.json``."""
+        from ..utils import resolve_device
+        return kernel_signature(resolve_device(self.cfg.device))
+
+    def _kernel_change(self, threads: bool = True) -> Optional[str]:
+        return kernel_change((self.resume_state or {}).get("kernels"), self.kernels(), threads=threads)
+
+    def _finished(self) -> bool:
+        epochs = getattr(getattr(self.cfg, self.stage, None), "epochs", None)
+        return epochs is not None and self.start_epoch >= epochs
+
     def _resume_line(self) -> str:
-        """The one plain line said when a checkpoint is found: reused as it is, or continued."""
+        """The one plain line said when a checkpoint is found: reused as it is, or continued; it names a change
+        of kernels since the checkpoint was written."""
         made = self.resume_state.get("config") or {}
         made_by = f"made by preset {made.get('preset', '?')}, seed {made.get('seed', '?')}"
         epochs = getattr(getattr(self.cfg, self.stage, None), "epochs", None)
-        if epochs is not None and self.start_epoch >= epochs:
+        change = self._kernel_change(threads=not self._finished())  # a finished stage is only read: threads aside
+        if change:
+            made_by += f"; trained with other kernels: {change}"
+        if self._finished():
             return f"reused {self.root}, {made_by}"
         of = f" of {epochs}" if epochs is not None else ""
         return f"continuing {self.root} from epoch {self.start_epoch + 1}{of} ({made_by})"
@@ -200,7 +227,9 @@ class RunDir:
         if self.resume_state is None:
             print(f"trained {self.root} (preset {self.cfg.preset}, seed {self.cfg.seed})", flush=True)
         try:
-            atomic_write_text(self.root / "summary.json", json.dumps(summary, indent=2))
+            # the kernels of the last checkpoint (the final weights): this process's if it trained
+            kernels = {"kernels": self.weights_kernels} if self.weights_kernels else {}
+            atomic_write_text(self.root / "summary.json", json.dumps({**summary, **kernels}, indent=2))
             figure = self.root / "figures" / "curves.png"
             if self.trained or not figure.exists():
                 try:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..config import Config
 from ..engine.checkpoint import atomic_write_text
+from ..engine.kernels import isa_limits, kernel_signature, kernels_text
 from ..engine.oracle import oracle_steps
 from ..results import COLUMNS, mean_std
 from .rows import label, methods_of, oracle_label
@@ -67,7 +68,8 @@ def collect(out_dir: str | Path, seeds: Sequence[int], rows: Sequence[str]) -> l
                                  else None,
                                  # the oracle's labels are the true ones: no label quality to show
                                  "cluster": summ.get("cluster") if extra is None and key != "oracle" else None,
-                                 "seconds": seconds if extra is None else None})
+                                 "seconds": seconds if extra is None else None,
+                                 "kernels": summ.get("kernels")})
     order = {k: i for i, k in enumerate(rows)}
     return sorted(entries.values(), key=lambda e: (order[e["key"]], e["extra"] is not None, e["extra"] or ""))
 
@@ -145,21 +147,16 @@ def csv_text(entries: list[dict]) -> str:
     return buf.getvalue()
 
 
-# Environment variables that cap the instruction set of the CPU kernels (read when torch loads): with the three
-# set to AVX2 (`make demo CPU_ISA=avx2`) a machine with AVX-512 runs the kernels an AVX2-only CPU runs.
-ISA_LIMIT_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-
-
 def machine_info(device: str = "auto") -> dict:
     """CPU model and ``cpu family`` (/proc/cpuinfo), logical CPUs, torch threads and version, GPU name, the
     instruction set of torch's own CPU kernels (``cpu_capability``) and the variables that capped it
-    (``isa_limits``, :data:`ISA_LIMIT_VARS`): the kernels decide the numbers as much as the seed does."""
+    (``isa_limits``, ``engine.kernels.ISA_LIMIT_VARS``): the kernels decide the numbers as much as the seed does."""
     import torch
     info = {"cpu": platform.processor() or platform.machine(), "cpu_family": None,
             "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "torch": torch.__version__, "gpu": None,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "isa_limits": {k: os.environ[k] for k in ISA_LIMIT_VARS if os.environ.get(k)}}
+            "isa_limits": isa_limits()}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -172,12 +169,6 @@ def machine_info(device: str = "auto") -> dict:
     if device != "cpu" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def kernels_text(m: dict) -> str:
-    """``"AVX512"`` or ``"AVX2 (capped: ONEDNN_MAX_CPU_ISA=AVX2, ...)"`` from :func:`machine_info`'s dict."""
-    caps = ", ".join(f"{k}={v}" for k, v in m["isa_limits"].items())
-    return m["cpu_capability"] + (f" (capped: {caps})" if caps else "")
 
 
 def kernels_note(device: str = "auto") -> str:
@@ -202,8 +193,30 @@ def git_commit() -> str:
         return "unknown (git not available)"
 
 
+def _kernel_name(sig: dict) -> str:
+    return sig.get("gpu") or "?" if sig.get("device") == "cuda" else kernels_text(sig)
+
+
+def foreign_kernels(entries: Sequence[dict], device: str = "auto") -> list[str]:
+    """``["seed0/sbase (AVX512)", ...]``: the stages of the table whose ``summary.json`` says they were trained
+    with other kernels (CPU instruction set or GPU model; thread counts aside) than this process has, e.g.
+    folders made on another machine and reused. Stages older than the record are not listed."""
+    from ..utils import resolve_device
+    now = _kernel_name(kernel_signature(resolve_device(device)))
+    out = []
+    for e in entries:
+        if e["extra"] is not None:
+            continue
+        for r in e["runs"]:
+            k = r.get("kernels")
+            if k and _kernel_name(k) != now:
+                out.append(f"seed{r['seed']}/{'pretrain' if e['key'] == 'direct' else e['key']} ({_kernel_name(k)})")
+    return out
+
+
 def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int, wall_seconds: Optional[float],
-           datasets=None, n_target_train: int = 0, commit: Optional[str] = None) -> str:
+           datasets=None, n_target_train: int = 0, commit: Optional[str] = None,
+           foreign: Sequence[str] = ()) -> str:
     m = machine_info(cfg.device)
     cpu = f"{m['cpu']}" + (f" (`cpu family` {m['cpu_family']})" if m["cpu_family"] else "")
     threads = ("1 thread per process (a pretraining alone: {jobs})".format(jobs=jobs) if jobs > 1
@@ -218,6 +231,8 @@ def header(cfg: Config, seeds: Sequence[int], command: Optional[str], jobs: int,
              f"- commit: {commit or git_commit()}" + (" (when the call started)" if commit else ""),
              f"- machine: {cpu}, {m['logical_cpus']} logical CPUs, {threads}; GPU: {m['gpu'] or 'none'}; "
              f"torch {m['torch']}; CPU kernels: {kernels_text(m)}",
+             *([f"- **trained with other kernels than these** (reused folders): {', '.join(foreign)}"]
+               if foreign else []),
              f"- written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
              + (f", this call took {wall_seconds:.0f} s wall" if wall_seconds is not None else ""), "",
              f"Oracle: SBase's loop (same losses, Mean-Net, memory bank, learning rate and epochs) with the target's "
@@ -244,7 +259,8 @@ def write_report(out_dir: str | Path, cfg: Config, seeds: Sequence[int], rows: S
         if e["key"] == "oracle" and e["extra"] is None:
             e["label"] = oracle_label(steps)
     table = markdown_table(entries)
-    md = header(cfg, seeds, command, jobs, wall_seconds, datasets, n_target_train, commit) + "\n" + table
+    md = header(cfg, seeds, command, jobs, wall_seconds, datasets, n_target_train, commit,
+                foreign=foreign_kernels(entries, cfg.device)) + "\n" + table
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.md", md)
     atomic_write_text(out / "results.csv", csv_text(entries))
