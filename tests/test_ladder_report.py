@@ -139,4 +139,5 @@ def test_the_header_lists_stages_trained_with_other_kernels(tmp_path, monkeypatc
         path.write_text(json.dumps({**json.loads(path.read_text()), "kernels": sig}))
     md = write_report(tmp_path, get_preset("ci", device="cpu"), [0], ["oracle", "direct", "dcdfa"])["markdown"]
     # another thread count alone is not another kernel set; another instruction set is
-    assert "- **trained with other kernels than these** (reused folders): seed0/pretrain (OTHER)\n" in md
+    assert ("- **trained with other kernels than these** (reused folders): seed0/pretrain (CPU kernels OTHER -> "
+            f"{own['cpu_capability']})\n") in md

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..config import Config
 from ..engine.checkpoint import atomic_write_text
-from ..engine.kernels import isa_limits, kernel_signature, kernels_text
+from ..engine.kernels import kernel_change, kernel_signature, kernels_text
 from ..engine.oracle import oracle_steps
 from ..results import COLUMNS, mean_std
 from .rows import label, methods_of, oracle_label
@@ -152,11 +152,11 @@ def machine_info(device: str = "auto") -> dict:
     instruction set of torch's own CPU kernels (``cpu_capability``) and the variables that capped it
     (``isa_limits``, ``engine.kernels.ISA_LIMIT_VARS``): the kernels decide the numbers as much as the seed does."""
     import torch
+    own = kernel_signature("cpu")
     info = {"cpu": platform.processor() or platform.machine(), "cpu_family": None,
             "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "torch": torch.__version__, "gpu": None,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "isa_limits": isa_limits()}
+            "cpu_capability": own["cpu_capability"], "isa_limits": own["isa_limits"]}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -173,7 +173,7 @@ def machine_info(device: str = "auto") -> dict:
 
 def kernels_note(device: str = "auto") -> str:
     """The line ``make demo`` prints under its table: which CPU kernels made these figures."""
-    return (f"CPU kernels: {kernels_text(machine_info(device))}. The same seed gives other figures with other "
+    return (f"CPU kernels: {kernels_text(kernel_signature('cpu'))}. The same seed gives other figures with other "
             "kernels (another CPU type; `make demo CPU_ISA=avx2` runs an AVX2-only CPU's): README, "
             "\"Numbers across CPU types\".")
 
@@ -193,24 +193,20 @@ def git_commit() -> str:
         return "unknown (git not available)"
 
 
-def _kernel_name(sig: dict) -> str:
-    return sig.get("gpu") or "?" if sig.get("device") == "cuda" else kernels_text(sig)
-
-
 def foreign_kernels(entries: Sequence[dict], device: str = "auto") -> list[str]:
-    """``["seed0/sbase (AVX512)", ...]``: the stages of the table whose ``summary.json`` says they were trained
-    with other kernels (CPU instruction set or GPU model; thread counts aside) than this process has, e.g.
-    folders made on another machine and reused. Stages older than the record are not listed."""
+    """``["seed0/sbase (CPU kernels AVX512 -> AVX2)", ...]``: the stages of the table whose ``summary.json``
+    says they were trained with other kernels than this process has (``engine.kernels.kernel_change``, thread
+    counts aside), e.g. folders made on another machine and reused. Stages older than the record are not listed."""
     from ..utils import resolve_device
-    now = _kernel_name(kernel_signature(resolve_device(device)))
+    now = kernel_signature(resolve_device(device))
     out = []
     for e in entries:
         if e["extra"] is not None:
             continue
         for r in e["runs"]:
-            k = r.get("kernels")
-            if k and _kernel_name(k) != now:
-                out.append(f"seed{r['seed']}/{'pretrain' if e['key'] == 'direct' else e['key']} ({_kernel_name(k)})")
+            change = kernel_change(r.get("kernels"), now, threads=False)
+            if change:
+                out.append(f"seed{r['seed']}/{'pretrain' if e['key'] == 'direct' else e['key']} ({change})")
     return out
 
 
