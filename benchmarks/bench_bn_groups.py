@@ -3,7 +3,7 @@
 Two copies of the loop's state (same seed, :func:`bench_step.build_parts`), one with every BatchNorm layer of
 the backbone, the BNNeck and the method's modules normalising groups of ``--bn-samples`` images (default: a
 quarter of the mixed batch, the papers' 4-GPU share) and the mixed batch in the source/target group layout,
-one with plain BatchNorm. Both run :func:`reid_uda_lib.engine.uda_step.train_step` on the same batches in
+one with plain BatchNorm. Both run :func:`reid_uda_lib.train.uda_step.train_step` on the same batches in
 interleaved rounds (whole, groups, whole, groups, ...), so machine load hits them alike; the medians and
 their ratio are printed, and on CUDA the peak memory of a step of each. Target: a few percent (ratio <= 1.05).
 
@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import build_parts, make_batch  # noqa: E402
 
 from reid_uda_lib.config import get_preset  # noqa: E402
-from reid_uda_lib.engine.distributed import setup_bn_groups  # noqa: E402
-from reid_uda_lib.engine.methods import get_method  # noqa: E402
-from reid_uda_lib.engine.uda_step import train_step  # noqa: E402
+from reid_uda_lib.runtime.distributed import setup_bn_groups  # noqa: E402
+from reid_uda_lib.methods.registry import get_method  # noqa: E402
+from reid_uda_lib.train.uda_step import train_step  # noqa: E402
 from reid_uda_lib.models.bn_groups import GhostBatchNorm1d, GhostBatchNorm2d  # noqa: E402
 from reid_uda_lib.utils import resolve_device  # noqa: E402
 

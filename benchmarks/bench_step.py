@@ -1,7 +1,7 @@
 """Training-step time of each UDA method at the same shapes, in one process, as ratios to SBase.
 
 Builds the model, memory bank, per-epoch target head, Mean-Net and each method's modules exactly as the
-UDA loop does, then times :func:`reid_uda_lib.engine.uda_step.train_step` (forward, loss terms, backward,
+UDA loop does, then times :func:`reid_uda_lib.train.uda_step.train_step` (forward, loss terms, backward,
 optimiser step, Mean-Net and memory updates) on random images. Methods are timed in interleaved rounds
 (sbase, dcdfa, sbase, dcdfa, ...) so machine load hits them alike; the median of each is reported.
 
@@ -22,7 +22,7 @@ Default methods: ``sbase,dcdfa,lf2`` (SBase vs DCDFA vs LF² at the same shapes;
 per step and per second, since LF²'s batches hold target images only). ``--no-x3`` skips the three-forward
 reference (``make bench``).
 
-Mixed precision (config ``amp``, engine/amp.py): ``--amp off,bf16`` also times every method with bf16
+Mixed precision (config ``amp``, runtime/amp.py): ``--amp off,bf16`` also times every method with bf16
 autocast (rows ``sbase@bf16`` ...) and prints its speed relative to the float32 step::
 
     .venv/bin/python benchmarks/bench_step.py --methods sbase --arch resnet18 --height 96 --width 48 --batch 32 \
@@ -38,17 +38,17 @@ import time
 import torch
 
 from reid_uda_lib.config import get_preset
-from reid_uda_lib.engine.common import build_optimizer
-from reid_uda_lib.engine.method_lf2 import LF2Method
-from reid_uda_lib.engine.methods import get_method
-from reid_uda_lib.engine.uda_step import TARGET_HEAD, UDAParts, train_step
+from reid_uda_lib.core.training import build_optimizer
+from reid_uda_lib.methods.lf2 import LF2Method
+from reid_uda_lib.methods.registry import get_method
+from reid_uda_lib.train.uda_step import TARGET_HEAD, UDAParts, train_step
 from reid_uda_lib.losses import MemoryBank, batch_hard_triplet, softmax_triplet
 from reid_uda_lib.losses.lf2 import fusion_loss, lf2_cls_loss, lf2_total
 from reid_uda_lib.models import MeanTeacher, build_model
 from reid_uda_lib.models.lf2 import part_features
 from reid_uda_lib.utils import resolve_device
-from reid_uda_lib.config_validate import AMP_MODES
-from reid_uda_lib.engine.amp import Precision
+from reid_uda_lib.config import AMP_MODES
+from reid_uda_lib.runtime.amp import Precision
 
 GOAL = 1.05
 
@@ -56,7 +56,7 @@ GOAL = 1.05
 def build_parts(method_name: str, cfg, device, n_src_ids: int, n_target: int, n_clusters: int,
                 amp: str = "off") -> UDAParts:
     """The state the loop holds during an epoch, for one method (same seed for every method); ``amp``: the
-    step's precision (engine/amp.py)."""
+    step's precision (runtime/amp.py)."""
     torch.manual_seed(0)
     method = get_method(method_name)
     model = build_model(cfg.model, num_classes=n_src_ids).to(device)

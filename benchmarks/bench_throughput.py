@@ -29,8 +29,8 @@ import torch
 from reid_uda_lib.config import get_preset
 from reid_uda_lib.data import load_dataset
 from reid_uda_lib.data.synthetic import generate_synthetic_pair
-from reid_uda_lib.engine.common import build_optimizer, supervised_terms
-from reid_uda_lib.engine.loaders import test_loader, train_loader
+from reid_uda_lib.core.training import build_optimizer, supervised_terms
+from reid_uda_lib.core.loaders import test_loader, train_loader
 from reid_uda_lib.models import build_model
 from reid_uda_lib.utils import resolve_device
 

@@ -35,12 +35,12 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     args = ap.parse_args(argv)
 
-    import reid_uda_lib.engine.bn_stats as bn_stats
-    import reid_uda_lib.engine.rundir as rundir
-    import reid_uda_lib.engine.uda as uda
+    import reid_uda_lib.core.bn_stats as bn_stats
+    import reid_uda_lib.runtime.rundir as rundir
+    import reid_uda_lib.train.uda as uda
     from reid_uda_lib.config import get_preset
     from reid_uda_lib.data import load_dataset
-    from reid_uda_lib.engine.methods import get_method
+    from reid_uda_lib.methods.registry import get_method
 
     seconds: dict[str, float] = collections.defaultdict(float)
 

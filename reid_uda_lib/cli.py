@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from .config import PRESETS, get_preset
-from .config_validate import ConfigError
+from .config import ConfigError
+from .methods.validate import validate_config
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -46,13 +47,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _method_names() -> list[str]:
-    from .engine.methods import METHODS
+    from .methods.registry import METHODS
     return list(METHODS)
 
 
 def _row_names() -> list[str]:
-    from .ladder.rows import ALL_ROWS
-    return list(ALL_ROWS)
+    from .experiments.rows import all_rows
+    return list(all_rows())
 
 
 def _cfg_overrides(args) -> dict:
@@ -63,7 +64,8 @@ def _cfg_overrides(args) -> dict:
 
 
 def _cfg(args):
-    return get_preset(args.preset, **_cfg_overrides(args))
+    """The command's config, validated once where the command starts."""
+    return validate_config(get_preset(args.preset, **_cfg_overrides(args)))
 
 
 def _dataset(spec: str, root: str | None, verify: str = "none"):
@@ -156,12 +158,12 @@ def _command(argv: list[str]) -> str:
 
 def _ladder(args, argv: list[str]) -> int:
     """The ``ladder`` subcommand: the rows × seeds, then the table (also in OUT/results.md)."""
-    from .ladder import LadderError, parse_rows, parse_seeds, run_ladder
-    from .ladder.rows import methods_of
+    from .experiments import LadderError, parse_rows, parse_seeds, run_ladder
+    from .experiments.rows import methods_of
     cfg = _cfg(args)                                  # config, rows and seeds checked before any data work
     rows, seeds = parse_rows(args.rows), parse_seeds(args.seeds)
     for r in methods_of(rows):
-        cfg.override(**{"uda.method": r})
+        validate_config(cfg.override(**{"uda.method": r}))
     if (args.source is None) != (args.target is None):
         raise ValueError("give both --source and --target, or neither (then the default synthetic pair is used)")
     if args.source is None:
@@ -187,8 +189,8 @@ def _ladder(args, argv: list[str]) -> int:
 
 def _library_errors() -> tuple[type[BaseException], ...]:
     """The errors the library raises for bad input or state; anything else is a bug and keeps its traceback."""
-    from .engine.lock import RunLockedError
-    from .memory_guard import MemoryGuardError
+    from .runtime.lock import RunLockedError
+    from .ram import MemoryGuardError
     return (ValueError, KeyError, OSError, FloatingPointError, RunLockedError, MemoryGuardError)
 
 
@@ -214,33 +216,31 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     cmd = args.command
     if cmd == "demo":
-        from .pipeline import run_demo
+        from .experiments.demo import run_demo
         methods = [m for m in args.methods.split(",") if m]
-        cfg = _cfg(args)                              # validates the config before the data is generated
-        for m in methods:
-            cfg.override(**{"uda.method": m})
+        cfg = _cfg(args)
+        for m in methods:                             # every row's config checked before the data is generated
+            validate_config(cfg.override(**{"uda.method": m}))
         res = run_demo(args.preset, args.data, args.out, methods=methods, oracle=not args.no_oracle,
                        overrides=_cfg_overrides(args), progress=not args.quiet, verify=args.verify,
                        override_identity=args.override_identity, command=_command(argv), jobs=args.jobs)
         print(f"\nResults ({args.preset} preset, synthetic A → B), also in {Path(args.out) / 'results.md'}:\n")
         print(res["table"])
-        from .ladder.report import kernels_note
+        from .experiments.report import kernels_note
         print(kernels_note(cfg.device))
         return 0
     if cmd == "ladder":
         return _ladder(args, argv)
     if cmd in ("pretrain", "train"):
-        from .engine import adapt, pretrain
-        from .engine.distributed import on_rank0
-        from .engine.rundir import preflight as check_folder
+        from .train import adapt, pretrain
+        from .train.checks import preflight as check_stage
+        from .runtime.distributed import init_distributed, on_rank0
 
         def preflight(*a, **k):      # under torchrun rank 0 checks (the others' check would race its lock)
-            on_rank0(lambda: check_folder(*a, **k))
-        from .engine.distributed import init_distributed
-        from .memory_guard import check_run_memory
+            on_rank0(lambda: check_stage(*a, **k))
         cfg = _cfg(args)
         init_distributed(cfg.device)                  # torchrun --nproc_per_node=G -m reid_uda_lib ...
-        uda_cfg = cfg.override(**{"uda.method": args.method}) if cmd == "train" else cfg
+        uda_cfg = validate_config(cfg.override(**{"uda.method": args.method})) if cmd == "train" else cfg
         source = _dataset(args.source, args.data_root, args.verify)
         target = _dataset(args.target, args.data_root, args.verify) if args.target else None
         out, data = Path(args.out), {"source": source, "target": target}
@@ -248,7 +248,6 @@ def _main(argv: list[str]) -> int:
         # every stage folder is checked before the first one starts
         if cmd == "pretrain":
             preflight(out, "pretrain", cfg, args.resume, data, ident)
-            check_run_memory(cfg, target)
             res = pretrain(cfg, source, target, out, resume=args.resume, progress=not args.quiet,
                            override_identity=ident)
         else:
@@ -257,24 +256,24 @@ def _main(argv: list[str]) -> int:
                 preflight(out / "pretrain", "pretrain", cfg, "auto", data, ident)
             preflight(out / args.method, "uda", uda_cfg, args.resume, data, ident,
                       init=init if init is not None else out / "pretrain" / "checkpoint.pt")
-            check_run_memory(uda_cfg, target)
             if init is None:
                 init = pretrain(cfg, source, target, out / "pretrain", resume="auto", progress=not args.quiet,
                                 override_identity=ident)["checkpoint"]
             res = adapt(uda_cfg, source, target, init, out / args.method, resume=args.resume,
                         progress=not args.quiet, override_identity=ident)
-        from .engine.distributed import is_main
+        from .runtime.distributed import is_main
         if is_main():                                 # under torchrun: rank 0 reports
             print(json.dumps(res, indent=2))
         return 0
     if cmd == "evaluate":
-        from .engine.evaluate_checkpoint import evaluate_checkpoint
+        from .train.evaluate_checkpoint import evaluate_checkpoint
         res = evaluate_checkpoint(args.checkpoint, _dataset(args.dataset, args.data_root, args.verify),
                                   rerank=args.rerank, device=args.device, progress=not args.quiet)
         print(json.dumps(res, indent=2))
         return 0
     if cmd == "table":
-        from .results import collect_rows, probes_table, seeds_table
+        from .experiments.seeds import collect_rows
+        from .experiments.tables import probes_table, seeds_table
         rows = collect_rows(args.runs, args.methods.split(",") if args.methods else None)
         print(seeds_table(rows))
         probes = probes_table(rows)

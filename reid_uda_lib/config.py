@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -84,7 +85,7 @@ class PretrainConfig:
 
 @dataclass
 class UDAConfig:
-    method: str = "sbase"           # a name in engine/methods.py: base | base_mb | base_meannet | sbase |
+    method: str = "sbase"           # a name in methods/registry.py: base | base_mb | base_meannet | sbase |
                                     # dcdfa (+ its Table 3 rows dcdfa_cid, ...) | sbase_dann |
                                     # lf2 | lf2_nofm | lf2_base | lf2_dcdfa
     epochs: int = 10
@@ -98,7 +99,7 @@ class UDAConfig:
     n_clusters: int = 500           # k-means only
     eval_every: int = 1
     target_bn: bool = False         # re-estimate the evaluated net's BatchNorm statistics on the target train
-                                    # images before clustering and evaluation (AdaBN; engine/bn_stats.py)
+                                    # images before clustering and evaluation (AdaBN; core/bn_stats.py)
     target_bn_images: int = 0       # ... on this many of them, evenly spaced (0: all; bn_stats.bn_subset)
     lr: float = 0.0                 # learning rate of the fine-tuning (and of the oracle); 0: optim.lr
     camera_norm: bool = False       # cluster features with each camera's mean removed (cluster/camera_norm.py;
@@ -107,7 +108,7 @@ class UDAConfig:
 
 @dataclass
 class DCDFAConfig:
-    """DCDFA (Zhang et al.) on top of SBase: used by the ``dcdfa*`` methods (engine/method_dcdfa.py).
+    """DCDFA (Zhang et al.) on top of SBase: used by the ``dcdfa*`` methods (methods/dcdfa.py).
 
     The total loss is SBase's terms + w_cid·L_CID (Eq. 6) + w_domain·L_Domain (Eq. 7) + w_rreid·L^b_RReID;
     all weights are 1 in the paper (sec. 4.1). The Table 3 rows are the methods ``dcdfa_cid``,
@@ -131,7 +132,7 @@ class DANNConfig:
 
 @dataclass
 class LF2Config:
-    """LF² (Ding & Zhou): used by the ``lf2*`` methods (engine/method_lf2.py).
+    """LF² (Ding & Zhou): used by the ``lf2*`` methods (methods/lf2.py).
 
     L_total = alpha·(L_cls + lam·L_tri) + gamma·Σ_j L^Pj_tri (Eq. 10; the paper: 1, 0.5, 0.5) + w_fm·L_FM (ours:
     trains the Fusion Module, see method_lf2.py). Each level (global + num_parts parts) is clustered every epoch
@@ -157,7 +158,7 @@ class Config:
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda | cuda:1 | mps
     deterministic: bool = True
-    # mixed precision of the training steps (engine/amp.py): off | bf16 (GPUs with bf16; CPUs with avx512_bf16)
+    # mixed precision of the training steps (runtime/amp.py): off | bf16 (GPUs with bf16; CPUs with avx512_bf16)
     # | fp16 (GPUs without bf16: T4, V100). Off on CPUs: bf16 is ~20x slower there without bf16 units.
     amp: str = "off"
     data: DataConfig = field(default_factory=DataConfig)
@@ -188,8 +189,9 @@ class Config:
     def override(self, **dotted: Any) -> "Config":
         """Return a copy with dotted fields replaced: ``cfg.override(**{"uda.epochs": 2})``.
 
-        Values given as strings (from the CLI) are converted to the field's type; the result is validated
-        (:func:`reid_uda_lib.config_validate.validate_config`).
+        Values given as strings (from the CLI) are converted to the field's type and every field's type is
+        checked; ranges, method and arch names are checked once, where a run starts
+        (:func:`reid_uda_lib.methods.validate.validate_config`).
         """
         new = copy.deepcopy(self)
         for key, value in dotted.items():
@@ -197,9 +199,65 @@ class Config:
         return _validate(new)
 
 
+CLUSTER_METHODS = ("dbscan", "kmeans")
+AMP_MODES = ("off", "bf16", "fp16")             # the config field ``amp`` (runtime/amp.py)
+
+
+class ConfigError(ValueError):
+    """The configuration holds a value that cannot work (wrong type, out of range, unknown name)."""
+
+
+def _type_problem(key: str, value: Any, default: Any) -> str | None:
+    """Why ``value`` cannot stand where the default is ``default`` (None when it can)."""
+    if dataclasses.is_dataclass(default):
+        if not dataclasses.is_dataclass(value):
+            return f"{key}: is a section ({', '.join(f.name for f in dataclasses.fields(default))}), got {value!r}"
+        return None
+    if default is None:
+        ok, want = value is None or isinstance(value, str), "None or a string"
+    elif isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        want = "a finite number"
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "a string"
+    elif isinstance(default, (tuple, list)):
+        ok, want = isinstance(value, (tuple, list)), "a list"
+    else:
+        return None
+    return None if ok else f"{key}: expected {want}, got {value!r}"
+
+
+def _walk(obj: Any, default: Any, prefix: str, problems: list[str], values: dict[str, Any]) -> None:
+    for f in dataclasses.fields(default):
+        key, value, dflt = prefix + f.name, getattr(obj, f.name, None), getattr(default, f.name)
+        problem = _type_problem(key, value, dflt)
+        if problem:
+            problems.append(problem)
+        elif dataclasses.is_dataclass(dflt):
+            _walk(value, dflt, key + ".", problems, values)
+        else:
+            values[key] = value
+
+
+def type_problems(cfg: "Config") -> tuple[list[str], dict[str, Any]]:
+    """Every field of ``cfg`` checked against the type of its default: ``(problems, {dotted field: value})``.
+    A section added later is checked at once. The ranges and names are checked where a run starts
+    (:func:`reid_uda_lib.methods.validate.validate_config`), which knows the registered methods and archs."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    _walk(cfg, type(cfg)(), "", problems, values)
+    return problems, values
+
+
 def _validate(cfg: "Config") -> "Config":
-    from .config_validate import validate_config
-    return validate_config(cfg)
+    problems, _ = type_problems(cfg)
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return cfg
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

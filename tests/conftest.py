@@ -39,10 +39,22 @@ def tiny_pretrained(synthetic_pair, tmp_path_factory):
     """``(source, target, checkpoint)``: the small pair loaded and a 1-epoch ``ci`` pretraining on A, shared by
     the end-to-end tests of the UDA methods (``uda_helpers.tiny_cfg``)."""
     from reid_uda_lib.data import load_dataset
-    from reid_uda_lib.engine import pretrain
+    from reid_uda_lib.train import pretrain
     from uda_helpers import tiny_cfg
 
     src, tgt = load_dataset(synthetic_pair["A"]), load_dataset(synthetic_pair["B"])
     out = tmp_path_factory.mktemp("tiny_pretrained")
     pretrain(tiny_cfg("sbase"), src, tgt, out, progress=False)
     return src, tgt, out / "checkpoint.pt"
+
+
+@pytest.fixture
+def registry_snapshot():
+    """The method registry as it is; what a test registers is removed afterwards (the registry is one dict
+    that validation and the ladder rows read, so it is restored in place, never replaced)."""
+    from reid_uda_lib.methods.registry import METHODS
+
+    saved = dict(METHODS)
+    yield METHODS
+    METHODS.clear()
+    METHODS.update(saved)

@@ -11,11 +11,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from reid_uda_lib.engine import distributed as ddp
-from reid_uda_lib.engine.features import extract_features
-from reid_uda_lib.engine.method_lf2 import level_features
-from reid_uda_lib.engine.methods import get_method
-from reid_uda_lib.engine.uda_step import TARGET_HEAD, UDAParts, train_step
+from reid_uda_lib.runtime import distributed as ddp
+from reid_uda_lib.core.features import extract_features
+from reid_uda_lib.methods.lf2 import level_features
+from reid_uda_lib.methods.registry import get_method
+from reid_uda_lib.train.uda_step import TARGET_HEAD, UDAParts, train_step
 from reid_uda_lib.losses import MemoryBank
 from reid_uda_lib.models import MeanTeacher, build_model
 from uda_helpers import tiny_cfg

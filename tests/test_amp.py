@@ -1,4 +1,4 @@
-"""Mixed precision (config ``amp``, engine/amp.py): off is the plain loop, bf16/fp16 really autocast, the fp16
+"""Mixed precision (config ``amp``, runtime/amp.py): off is the plain loop, bf16/fp16 really autocast, the fp16
 scaler skips overflowing steps and resumes exactly, bad values and slow choices are named."""
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-import reid_uda_lib.engine.amp as amp
+import reid_uda_lib.runtime.amp as amp
 from reid_uda_lib.config import get_preset
-from reid_uda_lib.config_validate import ConfigError, validate_config
-from reid_uda_lib.engine import adapt, load_checkpoint, pretrain
-from reid_uda_lib.engine.amp import Precision
-from reid_uda_lib.engine.checkpoint import save_checkpoint
+from reid_uda_lib.config import ConfigError
+from reid_uda_lib.methods.validate import validate_config
+from reid_uda_lib.train import adapt, load_checkpoint, pretrain
+from reid_uda_lib.runtime.amp import Precision
+from reid_uda_lib.runtime.checkpoint import save_checkpoint
 
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
 

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from reid_uda_lib.config import ModelConfig, get_preset
-from reid_uda_lib.config_validate import ConfigError
-from reid_uda_lib.engine.distributed import setup_bn_groups
-from reid_uda_lib.engine.methods import get_method
+from reid_uda_lib.config import ConfigError
+from reid_uda_lib.methods.validate import validate_config
+from reid_uda_lib.runtime.distributed import setup_bn_groups
+from reid_uda_lib.methods.registry import get_method
 from reid_uda_lib.models import build_model
 from reid_uda_lib.models.bn_groups import (GhostBatchNorm1d, GhostBatchNorm2d, apply_layout, domain_layout,
                                            invert_layout, layout_groups, use_bn_groups)
@@ -123,9 +124,9 @@ def test_errors_name_the_setting():
     with pytest.raises(ValueError, match="larger than the 16 images"):
         setup_bn_groups(32, 16, nn.BatchNorm1d(2))
     with pytest.raises(ConfigError, match="model.bn_samples"):
-        get_preset("ci", **{"model.bn_samples": 24})       # divides neither 32 nor 64
+        validate_config(get_preset("ci", **{"model.bn_samples": 24}))       # divides neither 32 nor 64
     with pytest.raises(ConfigError, match="model.bn_samples"):
-        get_preset("ci", **{"model.bn_samples": -2})
+        validate_config(get_preset("ci", **{"model.bn_samples": -2}))
 
 
 def test_paper_preset_sets_the_papers_groups():

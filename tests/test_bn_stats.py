@@ -1,4 +1,4 @@
-"""Target BatchNorm statistics (AdaBN, engine/bn_stats.py): worked values and the loop's use of them."""
+"""Target BatchNorm statistics (AdaBN, core/bn_stats.py): worked values and the loop's use of them."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +8,8 @@ from PIL import Image
 from torch import nn
 
 from reid_uda_lib.config import DataConfig
-from reid_uda_lib.engine import adapt, load_checkpoint
-from reid_uda_lib.engine.bn_stats import TargetBNStats, bn_subset, refresh_bn_stats
+from reid_uda_lib.train import adapt, load_checkpoint
+from reid_uda_lib.core.bn_stats import TargetBNStats, bn_subset, refresh_bn_stats
 from reid_uda_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
 
@@ -108,8 +108,8 @@ def test_refresh_ignores_batchnorm_groups(tmp_path):
 @pytest.mark.slow
 def test_ladder_direct_bn_row_is_the_pretrained_model_with_target_statistics(tiny_pretrained, tmp_path):
     import json
-    from reid_uda_lib.engine.evaluate_checkpoint import evaluate_checkpoint
-    from reid_uda_lib.ladder.run import direct_bn_row
+    from reid_uda_lib.train.evaluate_checkpoint import evaluate_checkpoint
+    from reid_uda_lib.experiments.ladder import direct_bn_row
     src, tgt, init = tiny_pretrained
     summary = direct_bn_row(tiny_cfg("sbase"), init, tgt, tmp_path / "direct_bn", progress=False)
     assert json.loads((tmp_path / "direct_bn" / "summary.json").read_text()) == summary

@@ -11,7 +11,7 @@ import pytest
 from reid_uda_lib.config import get_preset
 from reid_uda_lib.data import DatasetCheckError, load_dataset
 from reid_uda_lib.data.convert import market_to_folder
-from reid_uda_lib.engine import adapt, pretrain
+from reid_uda_lib.train import adapt, pretrain
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import torch
 
 from reid_uda_lib.cluster import camera_centred
 from reid_uda_lib.config import get_preset
-from reid_uda_lib.engine.method_base import ClusterContext
-from reid_uda_lib.engine.methods import METHODS
+from reid_uda_lib.methods.base import ClusterContext
+from reid_uda_lib.methods.registry import METHODS
 
 R = 2 ** -0.5
 
@@ -36,7 +36,7 @@ def test_one_camera_equals_global_centring_and_errors():
 @pytest.mark.parametrize("on", [False, True])
 def test_sbase_label_path_clusters_centred_features_only_when_asked(monkeypatch, on):
     import reid_uda_lib.cluster as cluster
-    import reid_uda_lib.engine.features as features
+    import reid_uda_lib.core.features as features
     g = torch.Generator().manual_seed(1)
     feats = torch.nn.functional.normalize(torch.rand(8, 4, generator=g), dim=1)
     items = [(f"img{i}.jpg", i // 2, 1 + i % 2) for i in range(8)]
@@ -58,7 +58,7 @@ def test_sbase_label_path_clusters_centred_features_only_when_asked(monkeypatch,
 
 
 def test_lf2_clusters_every_level_centred_when_asked(monkeypatch):
-    import reid_uda_lib.engine.method_lf2 as method_lf2
+    import reid_uda_lib.methods.lf2 as method_lf2
     g = torch.Generator().manual_seed(2)
     levels = [torch.nn.functional.normalize(torch.rand(8, 4, generator=g), dim=1) for _ in range(3)]
     items = [(f"img{i}.jpg", i // 2, 1 + i % 3) for i in range(8)]

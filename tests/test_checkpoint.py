@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from reid_uda_lib.engine import checkpoint as ck
+from reid_uda_lib.runtime import checkpoint as ck
 
 
 def test_round_trip_with_weights_only_and_rng(tmp_path):

@@ -10,8 +10,8 @@ from torch import nn
 
 from reid_uda_lib.analysis import attention_stats, linear_probe_domain, swap_test
 from reid_uda_lib.config import get_preset
-from reid_uda_lib.engine.method_base import StepContext
-from reid_uda_lib.engine.methods import METHODS, get_method
+from reid_uda_lib.methods.base import StepContext
+from reid_uda_lib.methods.registry import METHODS, get_method
 from reid_uda_lib.losses.dcdfa import cid_loss, domain_ce, domain_loss
 from reid_uda_lib.models import build_model
 from reid_uda_lib.models.dcdfa import (ChannelAttention, DomainClassifier, Temperature, disentangle,
@@ -266,11 +266,12 @@ def test_dcdfa_losses_train_the_backbone_and_dann_reverses_its_gradient():
 
 
 def test_dcdfa_and_dann_settings_are_validated():
-    from reid_uda_lib.config_validate import ConfigError
+    from reid_uda_lib.config import ConfigError
+    from reid_uda_lib.methods.validate import validate_config
     for key, value in (("dcdfa.reduction", 0), ("dcdfa.tau_init", 0.0), ("dcdfa.w_domain", -1.0),
                        ("dcdfa.dropout", 1.0), ("dann.grl_lambda", -1.0)):
-        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-            get_preset("ci", **{key: value})
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):      # the methods' own rules
+            validate_config(get_preset("ci", **{key: value}))
 
 
 def test_probes_skip_the_domain_half_without_a_trained_classifier_and_without_test_images():

@@ -15,7 +15,7 @@ import torch
 from ddp_harness import extract_all, free_port, run_processes, run_steps, steps_worker
 from reid_uda_lib.data import PKSampler, load_dataset
 from reid_uda_lib.data.samplers import DistributedPKSampler
-from reid_uda_lib.engine import adapt, load_checkpoint, pretrain
+from reid_uda_lib.train import adapt, load_checkpoint, pretrain
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import pytest
 from reid_uda_lib.config import get_preset
 from reid_uda_lib.data import load_dataset
 from reid_uda_lib.data.synthetic import generate_synthetic_pair
-from reid_uda_lib.engine import pretrain
-from reid_uda_lib.engine.evaluate_checkpoint import evaluate_checkpoint
+from reid_uda_lib.train import pretrain
+from reid_uda_lib.train.evaluate_checkpoint import evaluate_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from reid_uda_lib.engine import CheckpointError, NonFiniteLossError, adapt, load_checkpoint
-from reid_uda_lib.engine import method_dcdfa
+from reid_uda_lib.train import CheckpointError, NonFiniteLossError, adapt, load_checkpoint
+from reid_uda_lib.methods import dcdfa as method_dcdfa
 
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
 
@@ -102,7 +102,7 @@ def test_cli_train_dcdfa_then_seeds_table(setup, synthetic_pair, tmp_path, capsy
 def test_resume_with_another_method_is_refused_before_any_write(setup, tmp_path):
     import hashlib
 
-    from reid_uda_lib.engine.identity import RunIdentityError
+    from reid_uda_lib.runtime.provenance import RunIdentityError
 
     src, tgt, init = setup
     adapt(_cfg(**{"uda.method": "sbase", "uda.epochs": 1}), src, tgt, init, tmp_path, progress=False)

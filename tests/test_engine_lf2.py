@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from reid_uda_lib.engine import adapt, load_checkpoint
-from reid_uda_lib.engine.evaluate_checkpoint import evaluate_checkpoint
+from reid_uda_lib.train import adapt, load_checkpoint
+from reid_uda_lib.train.evaluate_checkpoint import evaluate_checkpoint
 
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
 

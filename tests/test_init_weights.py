@@ -1,4 +1,4 @@
-"""Supervised fine-tuning from a checkpoint (``pretrain(..., init=...)``, engine/init_weights.py): the weights
+"""Supervised fine-tuning from a checkpoint (``pretrain(..., init=...)``, train/warm_start.py): the weights
 it loads, the head it builds, its run identity and its resume."""
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reid_uda_lib.engine import load_checkpoint, pretrain
-from reid_uda_lib.engine.features import extract_features
-from reid_uda_lib.engine.identity import RunIdentityError
-from reid_uda_lib.engine.init_weights import load_init_weights
+from reid_uda_lib.train import load_checkpoint, pretrain
+from reid_uda_lib.core.features import extract_features
+from reid_uda_lib.runtime.provenance import RunIdentityError
+from reid_uda_lib.train.warm_start import load_init_weights
 from reid_uda_lib.models import build_model
 
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg

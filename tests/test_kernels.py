@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from reid_uda_lib.config import get_preset
-from reid_uda_lib.engine import kernels as K
-from reid_uda_lib.engine.checkpoint import load_checkpoint
-from reid_uda_lib.engine.rundir import RunDir
+from reid_uda_lib.runtime import machine as K
+from reid_uda_lib.runtime.checkpoint import load_checkpoint
+from reid_uda_lib.runtime.rundir import RunDir
 
 
 def test_signature_of_the_cpu_names_its_kernels_threads_and_caps(monkeypatch):

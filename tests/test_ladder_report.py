@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reid_uda_lib.config import get_preset
-from reid_uda_lib.ladder import (ALL_ROWS, HEADLINE_ROWS, collect, machine_info, parse_rows, parse_seeds,
+from reid_uda_lib.experiments import (all_rows, HEADLINE_ROWS, collect, machine_info, parse_rows, parse_seeds,
                                  write_report)
 
 
@@ -16,7 +16,7 @@ def test_rows_are_checked_and_put_in_table_order():
     assert parse_rows("lf2,sbase,oracle") == ["oracle", "direct", "sbase", "lf2"]      # direct always there
     assert parse_rows(None)[:4] == ["oracle", "direct", "direct_bn", "base"] and "lf2_base" not in parse_rows(None)
     assert parse_rows(list(HEADLINE_ROWS)) == ["oracle", "direct", "direct_bn", "sbase", "dcdfa", "lf2"]
-    assert parse_rows(",".join(ALL_ROWS)) == list(ALL_ROWS)
+    assert parse_rows(",".join(all_rows())) == list(all_rows())
     with pytest.raises(ValueError, match="unknown ladder row\\(s\\) .sbse.; the rows are: oracle, direct, direct_bn, base"):
         parse_rows("sbase,sbse")
     assert parse_seeds("0, 1,2") == [0, 1, 2] and parse_seeds([3]) == [3]
@@ -96,7 +96,7 @@ def test_machine_info_names_the_cpu_and_torch():
 
 def test_the_header_names_the_cpu_kernels_and_the_variables_that_capped_them(tmp_path, monkeypatch):
     import torch
-    from reid_uda_lib.engine.kernels import ISA_LIMIT_VARS, kernels_text
+    from reid_uda_lib.runtime.machine import ISA_LIMIT_VARS, kernels_text
     for var in ISA_LIMIT_VARS:
         monkeypatch.delenv(var, raising=False)
     own = machine_info("cpu")
@@ -111,7 +111,7 @@ def test_the_header_names_the_cpu_kernels_and_the_variables_that_capped_them(tmp
     md = (tmp_path / "results.md")
     write_report(tmp_path, get_preset("ci"), [0], ["oracle", "direct", "dcdfa"])
     assert f"CPU kernels: {kernels_text(capped)}" in md.read_text()
-    from reid_uda_lib.ladder.report import kernels_note
+    from reid_uda_lib.experiments.report import kernels_note
     assert kernels_note("cpu").startswith(f"CPU kernels: {kernels_text(capped)}. The same seed gives other")
 
 
@@ -128,7 +128,7 @@ def test_aten_cpu_capability_caps_torch_kernels_in_a_fresh_process():
 
 
 def test_the_header_lists_stages_trained_with_other_kernels(tmp_path, monkeypatch):
-    from reid_uda_lib.engine.kernels import ISA_LIMIT_VARS, kernel_signature
+    from reid_uda_lib.runtime.machine import ISA_LIMIT_VARS, kernel_signature
     for var in ISA_LIMIT_VARS:
         monkeypatch.delenv(var, raising=False)
     _seed(tmp_path, 0, 0.20, 0.60, 0.40, 0.30, 100.0)

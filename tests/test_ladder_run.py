@@ -88,7 +88,7 @@ def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic
 
 
 def test_parallel_items_pretraining_first_then_costliest_rows_and_relayed_lines(tmp_path, capsys):
-    from reid_uda_lib.ladder.parallel import Item, _relay, next_ready, plan_items, threads_for
+    from reid_uda_lib.experiments.parallel import Item, _relay, next_ready, plan_items, threads_for
     items = plan_items([0, 1], ["oracle", "direct", "direct_bn", "sbase", "dcdfa", "lf2"])
     assert [(it.name, it.rows) for it in items[:2]] == [("seed0-pretrain", ["direct", "direct_bn"]),
                                                         ("seed0-oracle", ["oracle"])]
@@ -128,7 +128,7 @@ def test_bad_rows_and_half_a_pair_are_refused_before_any_work(synthetic_pair, tm
 def test_row_clock_sums_resumed_calls_and_restarts_a_row_trained_again(tmp_path, monkeypatch):
     """timings.json: a resumed call adds its epochs' time; a row that runs its first epoch again (its folder
     deleted and trained from scratch) starts from 0 instead of adding to the old run."""
-    from reid_uda_lib.ladder import run as ladder_run
+    from reid_uda_lib.experiments import ladder as ladder_run
     now = [100.0]
     monkeypatch.setattr(ladder_run.time, "time", lambda: now[0])
 

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from reid_uda_lib.cluster import label_agreement, level_report
 from reid_uda_lib.cluster.multilevel import cluster_levels, level_n_clusters
 from reid_uda_lib.config import get_preset
-from reid_uda_lib.engine.common import build_optimizer
-from reid_uda_lib.engine.method_lf2 import LF2Method, check_lf2_config
-from reid_uda_lib.engine.methods import get_method
-from reid_uda_lib.engine.uda_step import TARGET_HEAD, UDAParts, compute_terms, train_step
+from reid_uda_lib.core.training import build_optimizer
+from reid_uda_lib.methods.lf2 import LF2Method, check_lf2_config
+from reid_uda_lib.methods.registry import get_method
+from reid_uda_lib.train.uda_step import TARGET_HEAD, UDAParts, compute_terms, train_step
 from reid_uda_lib.losses import softmax_triplet
 from reid_uda_lib.losses.lf2 import fusion_loss, lf2_cls_loss, lf2_total
 from reid_uda_lib.models import MeanTeacher, build_model

@@ -99,7 +99,7 @@ def test_plot_curves_is_an_inline_png_outside_pyplot(tmp_path):
 def test_importing_the_library_keeps_the_kernel_backend():
     """Jupyter sets MPLBACKEND to the inline backend; importing the library must not replace it."""
     inline = "module://matplotlib_inline.backend_inline"
-    code = ("import matplotlib, reid_uda_lib, reid_uda_lib.viz, reid_uda_lib.engine, reid_uda_lib.pipeline; "
+    code = ("import matplotlib, reid_uda_lib, reid_uda_lib.viz, reid_uda_lib.train, reid_uda_lib.experiments.demo; "
             "print(matplotlib.rcParams._get_backend_or_none())")
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "MPLBACKEND": inline, "PYTHONPATH": path}

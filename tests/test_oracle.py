@@ -1,4 +1,4 @@
-"""The oracle row (engine/oracle.py): SBase's loop with the target's true identities as its labels, from the
+"""The oracle row (methods/oracle.py): SBase's loop with the target's true identities as its labels, from the
 source-pretrained checkpoint, the same epochs as the UDA rows."""
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from reid_uda_lib.engine import adapt
-from reid_uda_lib.engine.common import build_optimizer, uda_optim
-from reid_uda_lib.engine.methods import get_method
-from reid_uda_lib.engine.oracle import OracleMethod, oracle_steps, oracle_steps_per_epoch, true_identity_labels
+from reid_uda_lib.train import adapt
+from reid_uda_lib.core.training import build_optimizer, uda_optim
+from reid_uda_lib.methods.registry import get_method
+from reid_uda_lib.methods.oracle import OracleMethod, oracle_steps, oracle_steps_per_epoch, true_identity_labels
 
 from uda_helpers import tiny_cfg
 

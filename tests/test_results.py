@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from reid_uda_lib.results import collect_rows, probes_table, seeds_table
+from reid_uda_lib.experiments.seeds import collect_rows
+from reid_uda_lib.experiments.tables import probes_table, seeds_table
 
 
 def _write(path, summary):

@@ -15,7 +15,7 @@ import torch
 from reid_uda_lib.cli import main
 from reid_uda_lib.config import get_preset
 from reid_uda_lib.data import load_dataset
-from reid_uda_lib.engine import load_checkpoint, pretrain
+from reid_uda_lib.train import load_checkpoint, pretrain
 
 pytestmark = pytest.mark.slow
 

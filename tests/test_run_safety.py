@@ -18,18 +18,19 @@ import numpy as np
 import pytest
 import torch
 
-from reid_uda_lib import memory_guard
+from reid_uda_lib import ram as memory_guard
 from reid_uda_lib.cli import main
 from reid_uda_lib.cluster import EmptyClusterError, check_clusters, jaccard_distance
 from reid_uda_lib.config import get_preset
-from reid_uda_lib.config_validate import ConfigError
+from reid_uda_lib.config import ConfigError
+from reid_uda_lib.methods.validate import validate_config
 from reid_uda_lib.data import load_dataset
 from reid_uda_lib.data.synthetic import generate_synthetic_pair
-from reid_uda_lib.engine import NonFiniteLossError, load_checkpoint, pretrain
-from reid_uda_lib.engine.common import check_finite
-from reid_uda_lib.engine.loaders import train_loader
-from reid_uda_lib.engine.identity import RESUMABLE_FIELDS, RunIdentityError
-from reid_uda_lib.engine.lock import RunLockedError
+from reid_uda_lib.train import NonFiniteLossError, load_checkpoint, pretrain
+from reid_uda_lib.core.training import check_finite
+from reid_uda_lib.core.loaders import train_loader
+from reid_uda_lib.runtime.provenance import RESUMABLE_FIELDS, RunIdentityError
+from reid_uda_lib.runtime.lock import RunLockedError
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +120,7 @@ def test_2b_a_finished_stage_is_reused_read_only(domains, finished, monkeypatch,
     """Reusing a complete stage takes no lock and writes nothing: several processes may start from it at once
     (a second process sees no lock file); a stage with something to repair goes through the locked path
     (test_2: stale lock, test_7: torn log)."""
-    from reid_uda_lib.engine.lock import RunLock
+    from reid_uda_lib.runtime.lock import RunLock
     src, tgt = domains
     run = finished / "pretrain"
     before = snapshot(finished)
@@ -143,7 +144,7 @@ def test_3_config_is_validated_before_any_work(finished, synthetic_pair, capsys)
                       ({"data": 5}, "data: is a section"),
                       ({"uda.cluster": "kmeans", "uda.n_clusters": 3}, "uda.n_clusters (3) must be at least")):
         with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace(")", r"\)")):
-            _cfg(**over)
+            validate_config(_cfg(**over))
     before = snapshot(finished)
     base = ["train", "--preset", "ci", "--quiet", "--source", str(synthetic_pair["A"]), "--target",
             str(synthetic_pair["B"]), "--out", str(finished), *CLI_SETTINGS]
@@ -248,11 +249,15 @@ def test_7_logs_recover_and_files_keep_their_mode(domains, finished, tmp_path):
 
 
 def test_identity_applies_todays_ignore_rules_to_an_older_checkpoint():
-    from reid_uda_lib.engine.identity import differences, identity_of_state, run_identity
+    from reid_uda_lib.methods import stage_ignores
+    from reid_uda_lib.runtime.provenance import differences, identity_of_state, run_identity
 
     cfg = get_preset("ci").to_dict()
-    asked = run_identity(cfg, "pretrain", None)
+    ignore = stage_ignores("pretrain")                 # derived from the registry: uda + every method's sections
+    asked = run_identity(cfg, "pretrain", None, ignore=ignore)
     older = {"identity": {**asked, "config": {**asked["config"], "lf2.alpha": 1.0, "uda.epochs": 9}}}
-    assert differences(identity_of_state(older, "pretrain"), asked) == []
+    assert differences(identity_of_state(older, "pretrain", ignore), asked) == []
     changed = {"identity": {**asked, "config": {**asked["config"], "seed": 5}}}
-    assert differences(identity_of_state(changed, "pretrain"), asked) == ["seed: 5 in the checkpoint, 0 asked"]
+    assert differences(identity_of_state(changed, "pretrain", ignore), asked) == ["seed: 5 in the checkpoint, 0 asked"]
+    # without the registry's ignore rules the older checkpoint's UDA fields would count
+    assert differences(identity_of_state(older, "pretrain"), asked) != []

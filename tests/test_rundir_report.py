@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from reid_uda_lib.config import get_preset
-from reid_uda_lib.engine.rundir import RunDir
+from reid_uda_lib.runtime.rundir import RunDir
 
 
 def _one_epoch(run: RunDir, epoch: int) -> None:

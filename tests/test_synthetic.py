@@ -280,7 +280,7 @@ def test_cli_subprocess_and_wrapper(tmp_path, capsys, monkeypatch):
 
 def test_parallel_generation_error_leaves_no_folder(tmp_path, monkeypatch):
     """With jobs=2 a domain's failure reaches the caller, and neither a partial nor a final folder is left."""
-    import reid_uda_lib.data.synthetic as synthetic
+    import reid_uda_lib.data.synthetic.generator as synthetic
 
     def boom(out_dir, domain, *a, **k):
         if domain == "B":

@@ -17,9 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("method", ["sbase", "lf2_base"])
 def test_level0_labels_are_the_true_identities(method, tiny_pretrained, synthetic_pair, tmp_path, capsys,
-                                              monkeypatch):
-    from reid_uda_lib.engine import methods as registry
-    monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))    # the tool's method does not outlive the test
+                                              registry_snapshot):      # the tool's method does not outlive the test
     _, tgt, init = tiny_pretrained
     sets = [f"{k}={v}" for k, v in tiny_cfg(method).to_dict()["uda"].items()
             if k in ("epochs", "iters_per_epoch", "k1", "k2", "eps", "min_samples")]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from reid_uda_lib.engine import adapt, load_checkpoint, pretrain
-from reid_uda_lib.engine.checkpoint import save_checkpoint
-from reid_uda_lib.engine.identity import RunIdentityError, checkpoint_fingerprint
-from reid_uda_lib.engine.rundir import preflight
-from reid_uda_lib.ladder.run import preflight_seed
+from reid_uda_lib.train import adapt, load_checkpoint, pretrain
+from reid_uda_lib.runtime.checkpoint import save_checkpoint
+from reid_uda_lib.runtime.provenance import RunIdentityError, checkpoint_fingerprint
+from reid_uda_lib.runtime.rundir import preflight
+from reid_uda_lib.experiments.ladder import preflight_seed
 
 from uda_helpers import Interrupt, stop_after_first_epoch, tiny_cfg
 

@@ -8,7 +8,7 @@ import torch
 from reid_uda_lib import viz
 from reid_uda_lib.analysis import dcdfa_features, fusion_attention, load_run
 from reid_uda_lib.config import ModelConfig
-from reid_uda_lib.engine import adapt
+from reid_uda_lib.train import adapt
 from reid_uda_lib.models import build_model
 from uda_helpers import tiny_cfg
 
@@ -65,7 +65,7 @@ def test_grad_cam_frozen_mean_net_and_wrappers(lf2_dcdfa_run):
         p.requires_grad_(False)                                # as the training loop's frozen Mean-Net
     x = _images(tgt, run.cfg, 3)
     net, key = run.test_net()                                  # LF²'s concatenated feature
-    from reid_uda_lib.engine.method_dcdfa import BaseFeatureNet
+    from reid_uda_lib.methods.dcdfa import BaseFeatureNet
     for model, k in ((net, key), (BaseFeatureNet(run.net, run.modules["attention"]), "feat")):
         maps = viz.grad_cam(model, x, viz.embeddings(model, x.flip(0), k), k)
         assert maps.shape == (3, *x.shape[2:]) and np.isfinite(maps).all()
@@ -134,7 +134,7 @@ def test_load_run_with_the_runs_target_statistics_reproduces_its_evaluation(tiny
     former, so the loaded network scores exactly the run's own mAP."""
     import json
 
-    from reid_uda_lib.engine.features import evaluate_model
+    from reid_uda_lib.core.features import evaluate_model
     src, tgt, ckpt = tiny_pretrained
     cfg = tiny_cfg("sbase", **{"uda.epochs": 1, "uda.target_bn": True})
     res = adapt(cfg, src, tgt, ckpt, tmp_path / "sbase", progress=False)

@@ -24,14 +24,14 @@ sys.path.insert(0, str(REPO))
 
 from reid_uda_lib.config import get_preset  # noqa: E402
 from reid_uda_lib.data import load_dataset  # noqa: E402
-from reid_uda_lib.engine import adapt  # noqa: E402
-from reid_uda_lib.engine import methods as method_registry  # noqa: E402
-from reid_uda_lib.engine.oracle import true_identity_labels  # noqa: E402
+from reid_uda_lib.train import adapt  # noqa: E402
+from reid_uda_lib.methods import registry as method_registry  # noqa: E402
+from reid_uda_lib.methods.oracle import true_identity_labels  # noqa: E402
 
 
 def true_label_method(name: str):
     """``<name>_true``: method ``name`` with level 0 of its label sets replaced by the true identities
-    (:func:`~reid_uda_lib.engine.oracle.true_identity_labels`); registered so that the config accepts it.
+    (:func:`~reid_uda_lib.methods.oracle.true_identity_labels`); registered (:func:`~reid_uda_lib.methods.registry.register`) so that the config accepts it.
     ``sbase_true`` trains as the ``oracle`` method does (which skips the clustering it does not use)."""
     base = method_registry.get_method(name)
 
@@ -42,9 +42,7 @@ def true_label_method(name: str):
             return sets
 
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.init}
-    method = TrueLabels(**{**fields, "name": f"{name}_true"})
-    method_registry.METHODS[method.name] = method
-    return method
+    return method_registry.register(TrueLabels(**{**fields, "name": f"{name}_true"}), replace=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Diagnostics computed from trained models: DCDFA's disentanglement probes, LF²'s Fusion Module attention,
 finished runs loaded back, and the notebooks' exercise checks."""
-from .disentanglement import (attention_stats, dcdfa_features, linear_probe_domain, probe_items, run_probes,
-                              swap_test)
+from ..methods.dcdfa_probes import (attention_stats, dcdfa_features, linear_probe_domain, probe_items, run_probes,
+                                    swap_test)
 from .fusion import fusion_attention
 from .runs import LoadedRun, load_run
 from .selfcheck import check_answer

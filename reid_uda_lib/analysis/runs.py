@@ -1,10 +1,10 @@
 """Load a finished stage (pretraining or a UDA method) back into memory for the diagnostics and figures.
 
-The notebooks train with :func:`~reid_uda_lib.engine.pretrain` / :func:`~reid_uda_lib.engine.adapt` and
+The notebooks train with :func:`~reid_uda_lib.train.pretrain` / :func:`~reid_uda_lib.train.adapt` and
 then look inside the result: :func:`load_run` rebuilds the student, the Mean-Net (the model the papers
 report and the one used for clustering) and the method's extra modules (DCDFA's attention, LF²'s Fusion
 Module, ...) from ``checkpoint.pt`` and its stored config, exactly as
-:func:`~reid_uda_lib.engine.evaluate_checkpoint.evaluate_checkpoint` does for the test metrics.
+:func:`~reid_uda_lib.train.evaluate_checkpoint.evaluate_checkpoint` does for the test metrics.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..engine.checkpoint import load_checkpoint
-from ..engine.features import extract_features
-from ..engine.method_base import ClusterContext, LabelSets, UDAMethod
-from ..engine.methods import METHODS
+from ..runtime.checkpoint import load_checkpoint
+from ..core.features import extract_features
+from ..methods.base import ClusterContext, EvalContext, LabelSets, UDAMethod
+from ..methods.registry import METHODS
 from ..models import build_model
 from ..utils import resolve_device
 
@@ -51,7 +51,7 @@ class LoadedRun:
         """``(net, key)``: the method's inference feature is ``net(x)[key]`` (BNNeck ``"bn"`` by default)."""
         if self.method is None:
             return self.net, "bn"
-        return self.method.test_net(self.net, self.modules, self.cfg)
+        return self.method.test_net(EvalContext(self.net, self.modules, self.cfg))
 
     def features(self, items: Sequence[tuple], progress: bool = False) -> torch.Tensor:
         """L2-normalised inference features (N, D) of ``items`` on the CPU, as the run's evaluation uses them."""
@@ -62,13 +62,13 @@ class LoadedRun:
     def with_target_bn(self, items: Sequence[tuple], progress: bool = False) -> "LoadedRun":
         """Re-estimate the BatchNorm statistics of ``net`` on ``items`` (the target train split) when the run
         used them (``uda.target_bn``, a UDA stage): the statistics its loop clustered and evaluated with
-        (:mod:`reid_uda_lib.engine.bn_stats`: the same ``uda.target_bn_images``). The checkpoint keeps the
+        (:mod:`reid_uda_lib.core.bn_stats`: the same ``uda.target_bn_images``). The checkpoint keeps the
         Mean-Net's training statistics (a mix of source and target batches), so without this call ``net``
         normalises target images with partly source statistics and its features, labels and mAP differ from
         the run's. A pretraining run (its direct-transfer evaluation has no target statistics) and a run
         without ``uda.target_bn`` are left unchanged. Returns ``self``."""
         if self.stage == "uda" and self.cfg.uda.target_bn:
-            from ..engine.bn_stats import bn_subset, refresh_bn_stats
+            from ..core.bn_stats import bn_subset, refresh_bn_stats
             refresh_bn_stats(self.net, bn_subset(list(items), self.cfg.uda.target_bn_images), self.cfg.data,
                              self.device, progress=progress)
         return self

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 import torch
 
 from .knn import few_threads, neighbour_lists
-from .sparse_rows import RowSparse, as_feature_tensor, check_k  # noqa: F401  (also public here)
+from .sparse_rows import RowSparse, as_feature_tensor, check_k
 
 #: ``jaccard_distance(sparse=None)`` returns a dense matrix up to this N and a scipy CSR above it
 #: (a dense float32 N x N at N = 16384 is 1 GiB).
@@ -337,7 +337,7 @@ def jaccard_distance(features, k1: int = 30, k2: int = 6, sparse: bool | None = 
     x, is_numpy = as_feature_tensor(features)
     n = x.shape[0]
     k1, k2 = check_k(n, k1, k2)
-    from ..memory_guard import check_memory, jaccard_estimate
+    from ..ram import check_memory, jaccard_estimate
     nbytes, formula = jaccard_estimate(n, k1)
     check_memory(f"the k-reciprocal Jaccard distance with k1={k1} on N={n} points", nbytes, formula,
                  hint="Lower k1")

@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 
 from .folder_layout import FOLDER_TREE, parse_folder_layout
 from .image_dataset import CorruptImageError, check_image
-from .layouts import (MARKET_SPLITS, MARKET_TREE, MSMT_TREE, DatasetLayoutError, _child_dirs,
-                      _has_layout, _layout_score, _raise_incomplete, detect_layout, parse_market_layout,
-                      parse_msmt_layout)
+from .problems import raise_on_problems
+from .layouts import (MARKET_SPLITS, MARKET_TREE, MSMT_TREE, DatasetLayoutError, _child_dirs, _has_layout,
+                      _layout_score, _raise_incomplete, detect_layout, parse_market_layout, parse_msmt_layout)
 
 __all__ = ["DatasetLayoutError", "ReidDataset", "load_dataset", "DATASET_NAMES", "find_dataset_dir",
            "parse_market_layout", "parse_msmt_layout", "parse_folder_layout", "detect_layout"]
@@ -300,7 +300,6 @@ def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
     ds = ReidDataset(name=name, root=str(folder), train=relabel(train), query=list(query),
                      gallery=list(gallery), layout=layout, id_names=id_names)
     if check:
-        from .check import raise_on_problems
         raise_on_problems(ds, stacklevel=3)
     return ds
 

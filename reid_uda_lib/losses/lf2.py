@@ -7,7 +7,7 @@
   violated margins).
 * Eq. 10, the weighted total: :func:`lf2_total`.
 * Not in the paper: :func:`fusion_loss`, the term that trains the Fusion Module (see
-  :mod:`reid_uda_lib.engine.method_lf2`).
+  :mod:`reid_uda_lib.methods.lf2`).
 """
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ class FusionModule(nn.Module):
     as (B, K, C). Since σ(Z^Pj) is constant over H × W, GAP(σ(Z) ⊗ Φ^P0) = σ(Z) ⊙ φ^P0: the module gates
     the teacher's global feature channel by channel, with gates computed from the student's stripe j.
 
-    How it learns: see :mod:`reid_uda_lib.engine.method_lf2` (the paper gives it no loss).
+    How it learns: see :mod:`reid_uda_lib.methods.lf2` (the paper gives it no loss).
     """
 
     def __init__(self, channels: int, num_parts: int = 2, reduction: int = 4, mode: str = "add"):
