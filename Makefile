@@ -6,6 +6,7 @@
 #   make ladder every ablation row over SEEDS (JOBS single-threaded processes at once: pretrainings, then rows) ->
 #               runs/ladder-$(PRESET)/results.md and results.csv (ROWS=oracle,direct,sbase,... for a subset)
 #   make bench  every benchmark script at small sizes (minutes on a CPU)
+#   make gpu-check  on a lent GPU: step time/memory, clustering, resume, batch per 16/40 GB -> outputs/gpu_check (< 8 min on an H100)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -29,7 +30,7 @@ empty  :=
 space  := $(empty) $(empty)
 comma  := ,
 
-.PHONY: setup setup-dev demo test bench ladder results-bn clean-runs
+.PHONY: setup setup-dev demo test bench gpu-check ladder results-bn clean-runs
 
 # setup: the package and what it runs with (make demo, ladder, bench); setup-dev adds the test and notebook
 # tools (pytest, nbval, jupyterlab, papermill, nbconvert: make test, make docs)
@@ -49,8 +50,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 demo: setup
 	$(RUN) -m reid_uda_lib demo --preset $(PRESET) --data data/synthetic --out runs/demo-$(PRESET)$(ISA_SUFFIX)
 
+# the notebooks' kernels inherit these: the small ci preset (a notebook opened by hand trains the cpu preset)
+# and the solutions switch (each exercise checks its reference answer, and a wrong one fails the test)
 test: setup-dev
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	REID_UDA_NOTEBOOK_PRESET=ci REID_UDA_SOLUTIONS=1 \
+	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # Small sizes: every script finishes in a few minutes on a 2-core CPU (the README's figures use the
 # full sizes: see benchmarks/README.md). BENCH_DEVICE=cuda runs the torch side on a GPU. A script that misses
@@ -65,6 +69,16 @@ bench: setup
 	-$(RUN) benchmarks/bench_throughput.py --steps 3 --loader-batches 10 --device $(BENCH_DEVICE)
 	-$(RUN) benchmarks/bench_bn_groups.py --rounds 3 --device $(BENCH_DEVICE)
 	-$(RUN) benchmarks/bench_maxpool.py
+
+# One prepared measurement of the GPU path (benchmarks/gpu_check.py, docs/training.md "GPU figures"): under
+# --budget-s 450 by construction; writes gpu_check.json and .md into GPU_OUT. On a machine without this venv
+# (a lent GPU: offline, torch already installed) GPU_PY=python3 runs the checkout uninstalled, without setup;
+# COMMIT=<sha> records the commit where the copied tree has no .git.
+GPU_PY  ?= $(PY)
+GPU_OUT ?= outputs/gpu_check
+COMMIT  ?=
+gpu-check: $(if $(filter $(PY),$(GPU_PY)),setup)
+	$(GPU_PY) benchmarks/gpu_check.py --device cuda --out $(GPU_OUT) $(if $(COMMIT),--commit $(COMMIT))
 
 # Every row over the seeds on the synthetic pair: JOBS single-threaded processes at once, each seed's
 # pretraining first, then one process per row (on a 2-core machine this beats one 2-thread process after

@@ -115,6 +115,27 @@ def three_forward_step(p: UDAParts, batches: list) -> None:
     p.mean_extra.update(p.extra)
 
 
+def step_once(p: UDAParts, xs, ys, xt, idx, step: int) -> None:
+    """One :func:`train_step` as the loop runs it: the mixed batch, or the target images alone for methods with
+    ``source_batches=False``; the target labels are level 0 of ``p.labels`` at ``idx``."""
+    y0 = p.labels[0, idx]
+    if p.method.source_batches:
+        train_step(p, xs, ys, xt, y0, idx, step=step)
+    else:
+        train_step(p, None, None, xt, y0, idx, step=step)
+
+
+def time_call(fn, device) -> float:
+    """Wall seconds of ``fn()``, the device synchronised before and after (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
 def make_batch(n: int, k: int, cfg, device, n_ids: int, n_target: int, seed: int):
     """A PK-like batch: n images of n // k identities, k each (labels matter for the triplet terms)."""
     g = torch.Generator().manual_seed(seed)
@@ -168,21 +189,9 @@ def main(argv=None) -> int:
                      for j in range(cfg.lf2.num_parts)]
 
     def one(m: str, step: int) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
         if m.endswith("x3"):
-            three_forward_step(parts[m], [(xt, idx)] + extra_batches)
-        else:
-            p = parts[m]
-            y0 = p.labels[0, idx]
-            if p.method.source_batches:
-                train_step(p, xs, ys, xt, y0, idx, step=step)
-            else:
-                train_step(p, None, None, xt, y0, idx, step=step)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - t0
+            return time_call(lambda: three_forward_step(parts[m], [(xt, idx)] + extra_batches), device)
+        return time_call(lambda: step_once(parts[m], xs, ys, xt, idx, step), device)
 
     timed = methods + [f"{m}x3" for m in lf2_parts] + mixed
     times: dict[str, list[float]] = {m: [] for m in timed}

@@ -6,9 +6,13 @@ dotted names papermill parameters and Python use), e.g. ``--set uda.epochs=3 --s
 Multi-GPU: ``torchrun --nproc_per_node=G -m reid_uda_lib pretrain|train ...`` (nccl on GPUs, gloo on CPU);
 rank 0 writes and prints (README, "Multi-GPU").
 
-Everything that can be checked is checked before the first step: the whole config, every image the run
-will read (``--verify``), every stage folder (reuse, run identity, lock) and the memory a setting needs.
-The library's own errors print one ``error: ...`` line and exit with code 2 (``--debug``: the traceback).
+Everything that can be checked is checked before the first step and the first write: the whole config, the
+device, every image the run will read (``--verify``), what the run's batches and clustering need of each
+dataset (the verdict ``check --preset`` prints), the checkpoint a stage starts from, every stage folder (reuse,
+run identity, lock) and the memory a setting needs.
+The library's own errors print one ``error: ...`` line and exit with code 2 (``--debug``: the traceback);
+Ctrl-C prints one line saying where the run can be resumed from and exits with 130; warnings are one
+``warning: ...`` line each.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .config import PRESETS, get_preset
@@ -64,8 +69,11 @@ def _cfg_overrides(args) -> dict:
 
 
 def _cfg(args):
-    """The command's config, validated once where the command starts."""
-    return validate_config(get_preset(args.preset, **_cfg_overrides(args)))
+    """The command's config, validated once where the command starts (its device too)."""
+    from .train.checks import check_device
+    cfg = validate_config(get_preset(args.preset, **_cfg_overrides(args)))
+    check_device(cfg.device)
+    return cfg
 
 
 def _dataset(spec: str, root: str | None, verify: str = "none"):
@@ -115,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--target", required=(name == "train"), default=None, help="dataset folder or name")
         p.add_argument("--data-root", default=None, help="root folder for dataset names (market1501, ...)")
         p.add_argument("--out", required=True, help="run directory")
-        p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+        p.add_argument("--resume", nargs="?", const=True, default=False, choices=["auto"], metavar="auto",
+                       help="continue the run in --out from its checkpoint (an error when there is none: a typo in "
+                            "--out); '--resume auto': continue it if there is one, else start fresh")
         if name == "train":
             p.add_argument("--method", default="sbase", help=" | ".join(_method_names()))
             p.add_argument("--init", default=None, help="pretrained checkpoint (default: pretrain into OUT/pretrain)")
@@ -141,9 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset")
     p.add_argument("--data-root", default=None)
 
-    p = sub.add_parser("check", help="check a dataset folder: layout, counts, problems; exit code 0 = usable")
+    p = sub.add_parser("check", help="check a dataset folder: layout, counts, problems, the roles it can serve "
+                                     "in a run of --preset; exit code 0 = usable in one of the roles asked")
     p.add_argument("dataset", help="dataset folder (any layout) or name")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
+                   help="judge the roles for this preset's batches, clustering and evaluation (default: cpu, the "
+                        "default of the other commands)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field as in train, e.g. --set data.batch_size=16 (repeatable)")
+    p.add_argument("--method", default=None, help="judge the target for this method's clustering (default: the "
+                                                  "preset's uda.method)")
+    p.add_argument("--role", action="append", choices=("source", "target", "evaluation"), default=None,
+                   help="the role the folder is meant for (repeatable; default: source and target); exit code 1 "
+                        "when it can serve in none of them")
     p.add_argument("--cam-pattern", default=None,
                    help=r"folder-per-person layout: regex with a named group 'cam', e.g. 'cam(?P<cam>\d+)'")
     p.add_argument("--no-images", action="store_true", help="do not open the images (faster)")
@@ -187,6 +208,18 @@ def _ladder(args, argv: list[str]) -> int:
     return 0
 
 
+def _uda_resume(out: Path, args) -> bool | str:
+    """``--resume`` of ``train``: the UDA stage's. Plain ``--resume`` needs a checkpoint to continue; when only
+    the pretraining has one (cut before the first UDA epoch), the UDA stage starts fresh from it. An ``--init``
+    that does not exist is refused here unless the UDA stage resumes from its own checkpoint."""
+    has_uda = (out / args.method / "checkpoint.pt").is_file()
+    if args.init is not None and not Path(args.init).exists() and not (args.resume and has_uda):
+        raise FileNotFoundError(f"--init {args.init}: checkpoint file not found")
+    if args.resume is True and not has_uda and args.init is None and (out / "pretrain" / "checkpoint.pt").is_file():
+        return "auto"
+    return args.resume
+
+
 def _library_errors() -> tuple[type[BaseException], ...]:
     """The errors the library raises for bad input or state; anything else is a bug and keeps its traceback."""
     from .runtime.lock import RunLockedError
@@ -194,19 +227,64 @@ def _library_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, KeyError, OSError, FloatingPointError, RunLockedError, MemoryGuardError)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; the library's own errors become one ``error: ...`` line and exit code 2."""
+    """Run the command line; the library's own errors become one ``error: ...`` line and exit code 2, Ctrl-C one
+    line saying where the run can be resumed from and exit code 130."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    formatwarning = warnings.formatwarning
+    if not debug:
+        warnings.formatwarning = _one_line_warning
     try:
         return _main(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(_interrupted(argv), file=sys.stderr, flush=True)
+        return 130
     except _library_errors() as err:
         if debug:
             raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line. A layout error's expected tree (a diagram of several lines) is left to
+    ``check``, which prints it in full; any other message's further lines to ``--debug``."""
+    from .data.layouts import DatasetLayoutError
+    msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    lines = [ln for ln in str(msg).strip().splitlines() if ln.strip()] or [type(err).__name__]
+    if len(lines) == 1:
+        return lines[0]
+    where = ("python -m reid_uda_lib check on the folder prints it" if isinstance(err, DatasetLayoutError)
+             else "--debug shows the rest")
+    return f"{lines[0].rstrip().rstrip(':')} ({where})"
+
+
+def _interrupted(argv: list[str]) -> str:
+    """The one line said on Ctrl-C: which checkpoint the run can be resumed from, and with what command."""
+    try:
+        args = build_parser().parse_args(argv)
+    except (SystemExit, Exception):
+        return "interrupted"
+    if args.command in ("ladder", "demo"):
+        return (f"interrupted: run the same command again to continue; finished stages in {args.out} are reused and "
+                "the interrupted ones continue from their last checkpoint")
+    if args.command not in ("pretrain", "train"):
+        return "interrupted"
+    from .runtime.rundir import interrupted_line
+    out = Path(args.out)
+    if args.command == "pretrain":
+        return interrupted_line(out)
+    return interrupted_line(out / args.method, out / "pretrain" if args.init is None else None)
 
 
 def _main(argv: list[str]) -> int:
@@ -241,32 +319,39 @@ def _main(argv: list[str]) -> int:
         cfg = _cfg(args)
         init_distributed(cfg.device)                  # torchrun --nproc_per_node=G -m reid_uda_lib ...
         uda_cfg = validate_config(cfg.override(**{"uda.method": args.method})) if cmd == "train" else cfg
+        out, resume = Path(args.out), args.resume
+        if cmd == "train":
+            resume = _uda_resume(out, args)
         source = _dataset(args.source, args.data_root, args.verify)
         target = _dataset(args.target, args.data_root, args.verify) if args.target else None
-        out, data = Path(args.out), {"source": source, "target": target}
+        data = {"source": source, "target": target}
         ident = args.override_identity
         # every stage folder is checked before the first one starts
         if cmd == "pretrain":
-            preflight(out, "pretrain", cfg, args.resume, data, ident)
-            res = pretrain(cfg, source, target, out, resume=args.resume, progress=not args.quiet,
+            preflight(out, "pretrain", cfg, resume, data, ident)
+            res = pretrain(cfg, source, target, out, resume=resume, progress=not args.quiet,
                            override_identity=ident)
         else:
             init = args.init
+            # the UDA stage first: what its data must hold (the target's size, the init checkpoint) is refused
+            # before a reused pretraining's identity is compared
+            preflight(out / args.method, "uda", uda_cfg, resume, data, ident,
+                      init=init if init is not None else out / "pretrain" / "checkpoint.pt")
             if init is None:
                 preflight(out / "pretrain", "pretrain", cfg, "auto", data, ident)
-            preflight(out / args.method, "uda", uda_cfg, args.resume, data, ident,
-                      init=init if init is not None else out / "pretrain" / "checkpoint.pt")
             if init is None:
                 init = pretrain(cfg, source, target, out / "pretrain", resume="auto", progress=not args.quiet,
                                 override_identity=ident)["checkpoint"]
-            res = adapt(uda_cfg, source, target, init, out / args.method, resume=args.resume,
+            res = adapt(uda_cfg, source, target, init, out / args.method, resume=resume,
                         progress=not args.quiet, override_identity=ident)
         from .runtime.distributed import is_main
         if is_main():                                 # under torchrun: rank 0 reports
             print(json.dumps(res, indent=2))
         return 0
     if cmd == "evaluate":
+        from .train.checks import check_device
         from .train.evaluate_checkpoint import evaluate_checkpoint
+        check_device(args.device)
         res = evaluate_checkpoint(args.checkpoint, _dataset(args.dataset, args.data_root, args.verify),
                                   rerank=args.rerank, device=args.device, progress=not args.quiet)
         print(json.dumps(res, indent=2))
@@ -286,10 +371,17 @@ def _main(argv: list[str]) -> int:
         return 0
     if cmd == "check":
         from .data import check_dataset
+        from .data.check import DEFAULT_ROLES
+        from .train.checks import role_needs
+        over = _overrides(args.overrides)
+        if args.method:
+            over["uda.method"] = args.method
+        cfg = validate_config(get_preset(args.preset, **over))       # the run the folder is judged for
         report = check_dataset(args.dataset, root=args.data_root, cam_pattern=args.cam_pattern,
-                               images=not args.no_images, min_side=args.min_side)
+                               images=not args.no_images, min_side=args.min_side, needs=role_needs(cfg),
+                               roles=tuple(dict.fromkeys(args.role or DEFAULT_ROLES)))
         print(report.text())
-        return 0 if report.ok else 1
+        return 0 if report.usable else 1
     return 2
 
 

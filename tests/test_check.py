@@ -7,10 +7,16 @@ from pathlib import Path
 
 
 from reid_uda_lib.cli import main as cli_main
+from reid_uda_lib.config import get_preset
 from reid_uda_lib.data import check_dataset
+from reid_uda_lib.data.problems import RoleNeeds
 from test_folder_layout import TREE, _img, make_tree
 
 REPO = Path(__file__).resolve().parents[1]
+#: A run small enough for the 3-identity TREE: P = 8 // 4 = 2 identities per batch, DBSCAN clusters of 2 images
+SMALL = {"data.batch_size": 8, "data.num_instances": 4, "uda.min_samples": 2}
+SMALL_ARGS = ["--preset", "ci", *[x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]]
+NEEDS = RoleNeeds.from_config(get_preset("ci", **SMALL))
 
 
 def _levels(report) -> list[tuple[str, str]]:
@@ -19,31 +25,43 @@ def _levels(report) -> list[tuple[str, str]]:
 
 def test_good_folder_with_cameras(tmp_path, capsys):
     root = make_tree(tmp_path / "mine")
-    report = check_dataset(root, cam_pattern=r"cam(?P<cam>\d+)")
+    report = check_dataset(root, cam_pattern=r"cam(?P<cam>\d+)", needs=NEEDS)
     assert report.ok and report.layout == "folder" and report.problems == []
     assert report.images_checked == 11
     assert report.roles()["source"] == (True, "3 labelled training identities")
-    assert report.roles()["target"][0]
+    assert report.roles()["target"] == (True, "5 training images, cross-camera evaluation")
     text = report.text()
     assert "layout:  folder per person" in text
     # split, ids, images, cameras, images per id min/median/max
     assert "  train         3        5        3   1/2/2" in text
     assert "  query         2        2        2   1/1/1" in text
     assert "  gallery       3        4        3   1/1/2" in text
-    assert "no problems found" in text and text.endswith("result: OK")
-    assert cli_main(["check", str(root), "--cam-pattern", r"cam(?P<cam>\d+)"]) == 0
+    assert "no problems found" in text and text.endswith("result: OK (usable as source, target)")
+    assert "judged for preset ci, method sbase: a source needs 2 labelled identities" in text
+    assert cli_main(["check", str(root), "--cam-pattern", r"cam(?P<cam>\d+)", *SMALL_ARGS]) == 0
     assert capsys.readouterr().out.strip() == text
+    # judged for the default preset (cpu: P = 32 // 4 = 8), the same folder serves in no role: exit code 1
+    assert cli_main(["check", str(root), "--cam-pattern", r"cam(?P<cam>\d+)"]) == 1
+    out = capsys.readouterr().out
+    assert "as source: no (it has 3 labelled training identities, fewer than the P = 8" in out
+    assert out.strip().endswith("result: FAILED (usable in none of the roles asked: source, target)")
 
 
 def test_no_cameras_is_usable_with_the_switch(tmp_path):
-    report = check_dataset(make_tree(tmp_path / "mine"))
+    report = check_dataset(make_tree(tmp_path / "mine"), needs=NEEDS)
     assert report.ok
     assert _levels(report) == [("note", "no camera ids: evaluate with evaluation.cross_camera_only=false (only the "
                                         "query image itself is removed from its ranking); the default "
                                         "cross-camera protocol would fail")]
-    assert report.roles()["target"] == (True, "no distinct camera ids: evaluation needs "
-                                              "evaluation.cross_camera_only=false")
+    # the preset's cross-camera protocol refuses it as a target (and as a source: it is evaluated in-domain)...
+    usable, why = report.roles()["target"]
+    assert not usable and "camera ids are absent" in why and "evaluation.cross_camera_only=false" in why
     assert "  gallery       3        4     none   1/1/2" in report.text()
+    # ... the switch makes it usable
+    switched = RoleNeeds.from_config(get_preset("ci", **SMALL, **{"evaluation.cross_camera_only": False}))
+    report = check_dataset(make_tree(tmp_path / "mine"), needs=switched)
+    assert report.roles()["target"] == (True, "5 training images, evaluation on all cameras "
+                                              "(evaluation.cross_camera_only=false)")
 
 
 def test_all_camera_ids_equal(tmp_path):
@@ -65,11 +83,16 @@ def test_empty_person_folder_is_a_warning(tmp_path):
 
 def test_unlabelled_target_can_only_be_a_target(tmp_path):
     tree = {k: v for k, v in TREE.items() if k != "train"}
-    report = check_dataset(make_tree(tmp_path / "t", tree, loose_train=["a.jpg", "b.jpg"]), images=False)
+    report = check_dataset(make_tree(tmp_path / "t", tree, loose_train=["a.jpg", "b.jpg", "c.jpg", "d.jpg"]),
+                           images=False, needs=NEEDS, roles=("source", "target"))
     assert report.ok and report.images_checked == 0
-    assert report.roles()["source"] == (False, "training images have no identities: an unlabelled target")
-    assert report.roles()["target"][0]
-    assert "  train    unlab.        2     none   -" in report.text()
+    assert report.roles()["source"][1].startswith("its training images have no identities (images directly in "
+                                                  "train/)")
+    assert report.roles()["target"][0] is False           # no camera ids: the preset's protocol refuses it
+    switched = RoleNeeds.from_config(get_preset("ci", **SMALL, **{"evaluation.cross_camera_only": False}))
+    report = check_dataset(report.path, images=False, needs=switched)
+    assert report.roles()["target"][0] and report.usable
+    assert "  train    unlab.        4     none   -" in report.text()
     assert "images: not opened (--no-images / images=False)" in report.text()
 
 

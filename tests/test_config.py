@@ -7,8 +7,10 @@ def test_presets_differ_in_scale():
     ci, cpu, paper = get_preset("ci"), get_preset("cpu"), get_preset("paper")
     assert (ci.model.arch, cpu.model.arch, paper.model.arch) == ("tiny", "resnet18", "resnet50")
     assert (paper.data.height, paper.data.width) == (256, 128)
-    # the papers' settings: PK 16 x 4 = 64 per domain, Adam 3.5e-4, EMA 0.999, DBSCAN eps 0.6 / 4
-    assert paper.data.batch_size == 64 and paper.data.batch_size // paper.data.num_instances == 16
+    # DCDFA's batch: 4 identities x 16 images = 64 per domain; LF²'s (paper_lf2): 16 x 4 (every value with its
+    # sentence of the paper: tests/test_paper_presets.py); Adam 3.5e-4, EMA 0.999, DBSCAN eps 0.6 / 4
+    assert paper.data.batch_size == 64 and paper.data.batch_size // paper.data.num_instances == 4
+    assert get_preset("paper_lf2").data.batch_size // get_preset("paper_lf2").data.num_instances == 16
     assert paper.optim.lr == pytest.approx(3.5e-4) and paper.uda.ema_momentum == pytest.approx(0.999)
     assert (paper.uda.eps, paper.uda.min_samples, paper.uda.k1, paper.uda.k2) == (0.6, 4, 30, 6)
     assert paper.model.weights == "imagenet" and paper.optim.milestones == (40, 70)

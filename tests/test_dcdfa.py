@@ -174,6 +174,7 @@ def _ctx(method, n_s=4, n_t=4, **over):
     ("sbase_dann", {"adv"}),
 ])
 def test_table3_rows_are_weight_settings(name, expected):
+    # which terms exist and that they train; which tensors they see: tests/test_dcdfa_wiring.py
     ctx, extra = _ctx(get_method(name))
     terms = get_method(name).extra_terms(ctx)
     assert set(terms) == expected

@@ -49,6 +49,8 @@ def test_dcdfa_run_logs_probes_b_only_and_resumes_exactly(setup, tmp_path):
                 "m_channel_gap"} <= set(r["probe"])
         assert 0.0 <= r["probe"]["domain_acc_b"] <= 1.0
     assert "target_b" in rec[-1] and "target_b" not in rec[0]       # "b only": last epoch
+    # Table 2's pair, both before the neck (tests/test_dcdfa_wiring.py checks the features themselves)
+    assert set(full["extra_eval"]) == {"b", "f"} and "target_f" in rec[-1]
     assert 0.0 <= full["extra_eval"]["b"]["mAP"] <= 1.0
 
 
@@ -69,9 +71,9 @@ def test_nan_in_a_dcdfa_term_is_named_and_the_checkpoint_kept(setup, tmp_path, m
     real = method_dcdfa.cid_loss
     calls = {"n": 0}
 
-    def poisoned(*args):
+    def poisoned(*args, **options):
         calls["n"] += 1
-        loss = real(*args)
+        loss = real(*args, **options)
         return loss * float("nan") if calls["n"] > 3 else loss       # epoch 0 (3 steps) is fine
 
     monkeypatch.setattr(method_dcdfa, "cid_loss", poisoned)

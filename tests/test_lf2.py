@@ -64,7 +64,14 @@ def test_fusion_map_eq5_mul_reading_worked_values():
         fusion_map(PHI0, F_PART, MLP_OUT, mode="concat")
 
 
-@pytest.mark.parametrize("mode", ["add", "mul"])
+def test_fusion_map_eq5_line3_reading_worked_values():
+    # line 3, F outside the sigmoid: sigma(MLP(F)) * F = [0.5 * 0, sigma(-1) * 1] = [0, 0.26894142]
+    out = fusion_map(PHI0, F_PART, MLP_OUT, mode="mul_outside")
+    s = 1.0 / (1.0 + math.e)
+    assert torch.allclose(out, torch.tensor([[[[0.0, 0.0]], [[s, s]]]]))
+
+
+@pytest.mark.parametrize("mode", ["add", "mul", "mul_outside"])
 def test_fusion_module_gates_the_teacher_global_feature(mode):
     torch.manual_seed(0)
     fm = FusionModule(8, num_parts=2, reduction=4, mode=mode)
@@ -75,9 +82,10 @@ def test_fusion_module_gates_the_teacher_global_feature(mode):
     assert phi.shape == (3, 2, 8)
     for j in range(2):
         mlp_out = fm.mlps[j](f_parts[:, j])
-        z = mlp_out + f_parts[:, j] if mode == "add" else mlp_out * f_parts[:, j]
-        # GAP(sigma(Z) (x) Phi^P0) = sigma(Z) * phi^P0
-        assert torch.allclose(phi[:, j], torch.sigmoid(z) * phi0_map.mean(dim=(2, 3)), atol=1e-6)
+        gate = {"add": torch.sigmoid(mlp_out + f_parts[:, j]), "mul": torch.sigmoid(mlp_out * f_parts[:, j]),
+                "mul_outside": torch.sigmoid(mlp_out) * f_parts[:, j]}[mode]
+        # GAP(gate (x) Phi^P0) = gate * phi^P0
+        assert torch.allclose(phi[:, j], gate * phi0_map.mean(dim=(2, 3)), atol=1e-6)
         assert torch.allclose(fm.fusion_maps(phi0_map, f_parts)[j].mean(dim=(2, 3)), phi[:, j])
     with pytest.raises(ValueError, match=r"f_parts \(B, K=2, C\)"):
         fm(phi0_map, f_parts[:, :1])
@@ -195,7 +203,7 @@ def _lf2_parts(name: str, n_target: int = 16, n_clusters: int = 4):
 
 
 def test_every_fusion_module_parameter_gets_a_gradient_and_changes_in_a_step():
-    parts, x, y0, idx = _lf2_parts("lf2")
+    parts, x, y0, idx = _lf2_parts("lf2_fmloss")                   # the row with this project's FM term
     fm = parts.extra["fm"]
     before = {n: p.detach().clone() for n, p in fm.named_parameters()}
     backbone_before = parts.model.backbone.conv1.weight.detach().clone()
@@ -214,7 +222,7 @@ def test_every_fusion_module_parameter_gets_a_gradient_and_changes_in_a_step():
 
 
 def test_fm_loss_moves_only_the_fusion_module():
-    parts, x, y0, idx = _lf2_parts("lf2")
+    parts, x, y0, idx = _lf2_parts("lf2_fmloss")
     terms, _, _ = compute_terms(parts, None, None, x, y0, idx_t=idx)
     terms["fm"].backward()
     assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in parts.model.parameters())
@@ -225,11 +233,16 @@ def test_fm_loss_moves_only_the_fusion_module():
 @pytest.mark.parametrize("name, expected", [
     ("lf2_base", {"t_ce", "t_tri"}),
     ("lf2_nofm", {"t_ce", "t_tri", "p1_tri", "p2_tri"}),
+    ("lf2", {"t_ce", "t_tri", "p1_tri", "p2_tri"}),            # Eq. 10 as printed: no FM term
 ])
 def test_table2_rows_terms_and_modules(name, expected):
     parts, x, y0, idx = _lf2_parts(name)
+    fm_before = {n: p.detach().clone() for n, p in parts.extra["fm"].named_parameters()} if "fm" in parts.extra else {}
     assert set(train_step(parts, None, None, x, y0, idx)) == expected
-    assert ("experts" in parts.extra) == (name == "lf2_nofm") and "fm" not in parts.extra
+    assert ("experts" in parts.extra) == (name != "lf2_base") and ("fm" in parts.extra) == (name == "lf2")
+    # the paper's FM only feeds the clustering: no loss reaches it, so a step leaves it as it was
+    for n, p in (parts.extra["fm"].named_parameters() if name == "lf2" else ()):
+        assert p.grad is None and torch.equal(p.detach(), fm_before[n]), f"FM parameter {n} moved in the lf2 row"
 
 
 def test_inference_wrapper_leaves_the_teacher_in_eval_mode():

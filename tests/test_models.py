@@ -102,7 +102,7 @@ def test_load_state_dict_creates_missing_heads():
 
 
 def test_bad_config_and_input():
-    with pytest.raises(ValueError, match="model.arch must be one of tiny, resnet18, resnet50; got 'vgg'"):
+    with pytest.raises(ValueError, match="model.arch must be one of tiny, resnet18, resnet50, mobilenet_v2; got 'vgg'"):
         build_model(ModelConfig(arch="vgg"))
     with pytest.raises(ValueError, match="model.last_stride must be 1 or 2"):
         build_model(ModelConfig(arch="tiny", last_stride=3))
@@ -201,3 +201,16 @@ def test_imagenet_goes_through_torchvision_api(monkeypatch, resnet18_file):
     model = build_model(ModelConfig(arch="resnet18", weights="imagenet"))
     assert urls == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url]
     _assert_backbone_equals(model, state)
+
+
+def test_tiny_backbone_keeps_torchvisions_initialisation():
+    """He-normal convs (fan_out) as torchvision's ResNet: every ci-preset number rests on it (a property once
+    swallowed this loop and every tiny run changed)."""
+    import math
+    from reid_uda_lib.models.tiny import TinyBackbone
+    torch.manual_seed(0)
+    net = TinyBackbone(last_stride=2)
+    conv = net.layer3[0].conv1
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert float(conv.weight.detach().std()) == pytest.approx(math.sqrt(2.0 / fan_out), rel=0.1)
+    assert net.last_block is net.layer4[-1]

@@ -105,3 +105,145 @@ def test_importing_the_library_keeps_the_kernel_backend():
     env = {**os.environ, "MPLBACKEND": inline, "PYTHONPATH": path}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == inline, out.stdout + out.stderr
+
+
+# --- what a student gets by default, what the test run sets ------------------------------------------------
+PRESET_ENV, SOLUTIONS_ENV = "REID_UDA_NOTEBOOK_PRESET", "REID_UDA_SOLUTIONS"
+
+
+def _run_parameters(nb, env) -> dict:
+    """Execute the notebook's parameters cell(s) (papermill's injected one included) with ``env``."""
+    ns: dict = {}
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        for cell in nb.cells:
+            tags = cell.metadata.get("tags", [])
+            if "parameters" in tags or "injected-parameters" in tags:
+                exec(cell.source, ns)                      # noqa: S102 (the repository's own notebook cells)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return ns
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_preset_is_cpu_for_a_student_ci_for_the_tests_and_papermill_wins(path):
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    nb = load_notebook_node(str(path))                                # as papermill reads it
+    assert _run_parameters(nb, {})["preset"] == "cpu"                 # opened as it is: the lab's real preset
+    assert _run_parameters(nb, {PRESET_ENV: "ci"})["preset"] == "ci"  # what make test sets
+    injected = parameterize_notebook(nb, {"preset": "paper"})         # papermill -p preset paper (render_docs)
+    assert _run_parameters(injected, {PRESET_ENV: "ci"})["preset"] == "paper"
+
+
+def test_make_test_sets_the_ci_preset_and_the_solutions_switch():
+    recipe = subprocess.run(["make", "-n", "-W", "pyproject.toml", "test"], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout
+    command = recipe[recipe.index(f"{PRESET_ENV}="):]
+    assert command.startswith(f"{PRESET_ENV}=ci {SOLUTIONS_ENV}=1 "), command
+    assert "-m pytest tests notebooks --nbval-lax" in command
+
+
+def test_a_hand_run_of_nbval_gets_the_test_settings(monkeypatch):
+    """``pytest notebooks --nbval-lax`` without make: the root conftest.py sets the same two defaults for the
+    kernels; an explicit value wins, and a run without nbval is left alone."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("root_conftest", REPO / "conftest.py")
+    root = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root)
+
+    class Config:
+        def __init__(self, **options):
+            self.options = options
+
+        def getoption(self, name, default=None):
+            return self.options.get(name, default)
+
+    for key in (PRESET_ENV, SOLUTIONS_ENV):
+        monkeypatch.delenv(key, raising=False)
+    root.pytest_configure(Config())
+    assert PRESET_ENV not in os.environ and SOLUTIONS_ENV not in os.environ
+    monkeypatch.setenv(PRESET_ENV, "cpu")
+    root.pytest_configure(Config(nbval_lax=True))
+    assert os.environ[PRESET_ENV] == "cpu" and os.environ[SOLUTIONS_ENV] == "1"
+
+
+def _exercise_cells(nb):
+    return [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and "check_answer(" in c.source
+            and "import" not in c.source.split("check_answer(")[0].splitlines()[-1]]
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if "check_answer(" in p.read_text()], ids=lambda p: p.name)
+def test_exercises_are_unanswered_with_hidden_reference_answers(path):
+    nb = nbformat.read(path, as_version=4)
+    solution = [i for i, c in enumerate(nb.cells) if "solution" in c.metadata.get("tags", [])]
+    assert len(solution) == 1, f"{path.name}: one cell tagged 'solution' holds the reference answers"
+    ref = nb.cells[solution[0]]
+    assert ref.metadata.get("jupyter", {}).get("source_hidden") is True, "the reference answers are collapsed"
+    exercises = _exercise_cells(nb)
+    assert exercises and all(i > solution[0] for i, _ in exercises), "the references are defined before use"
+    for i, cell in exercises:
+        src = cell.source
+        assert src.count("check_answer(") == 1, f"cell {i}: one check per cell (one failure hides nothing)"
+        assert "strict" not in src, f"cell {i}: a student never gets a traceback"
+        answers = re.findall(r"^(answer_\w+) = (.*)$", src, flags=re.M)
+        assert len(answers) == 1 and answers[0][1].split("#")[0].strip() == "...", \
+            f"cell {i}: the answer is left as ... for the student: {answers}"
+        reference = re.search(r"solution=(reference_\w+)\)", src)
+        assert reference and f"def {reference.group(1)}()" in ref.source, f"cell {i}: solution=reference_N"
+        assert not src.rstrip().endswith(";"), f"cell {i}: check_answer returns None, no ';' needed"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_results_tables_are_rendered_not_printed(path):
+    src = path.read_text()
+    assert "print(results_table(" not in src.replace("\\n", "\n").replace(" ", ""), \
+        f"{path.name}: end the cell with results_table(...) so it shows as a table"
+
+
+def test_exercise_of_notebook_00_hints_then_passes_with_its_reference(monkeypatch, capsys):
+    """The real exercise cell of 00 (the toy AP), run in-process: a student's '...' and a wrong guess get a
+    line each, the switch checks the hidden reference, and a broken reference fails."""
+    nb = nbformat.read(REPO / "notebooks" / "00_data_and_evaluation.ipynb", as_version=4)
+    toy = next(c.source for c in nb.cells if c.source.startswith("distmat = np.array("))
+    ref = next(c.source for c in nb.cells if "solution" in c.metadata.get("tags", []))
+    (_, exercise), = _exercise_cells(nb)
+    ns: dict = {}
+    exec("import numpy as np\nfrom reid_uda_lib.evaluation import evaluate\n"
+         "from reid_uda_lib.analysis import check_answer\n" + toy + "\n" + ref, ns)   # noqa: S102
+    monkeypatch.delenv(SOLUTIONS_ENV, raising=False)
+    exec(exercise.source, ns)                                           # noqa: S102
+    exec(exercise.source.replace("answer_2 = ...", "answer_2 = 0.5"), ns)  # noqa: S102
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("no answer yet (replace the ... with yours)") and out[1].startswith("✗ ")
+    assert "hint:" in out[1]
+    monkeypatch.setenv(SOLUTIONS_ENV, "1")
+    exec(exercise.source, ns)                                           # noqa: S102
+    assert capsys.readouterr().out.startswith("✓ ")
+    exec(ref.replace("3 / 5", "3 / 4"), ns)                             # a wrong reference answer  # noqa: S102
+    with pytest.raises(AssertionError, match="the reference answer"):
+        exec(exercise.source, ns)                                       # noqa: S102
+
+
+def test_library_progress_bars_stay_when_finished():
+    """leave=False leaves a blank gap in JupyterLab and, its widget closed, no state to save (a rendered copy
+    then shows the bar's first text frame, 0%): every bar of the library keeps leave=True (or the default)."""
+    import ast
+
+    calls, gone = 0, []
+    for path in sorted((REPO / "reid_uda_lib").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = getattr(node.func, "id", getattr(node.func, "attr", "")) if isinstance(node, ast.Call) else ""
+            if name != "tqdm":
+                continue
+            calls += 1
+            leave = next((k.value for k in node.keywords if k.arg == "leave"), None)
+            if leave is not None and not (isinstance(leave, ast.Constant) and leave.value is True):
+                gone.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert calls >= 8, calls                                 # the bars of training, features, checks, data
+    assert not gone, f"bars that may vanish when finished: {gone}"

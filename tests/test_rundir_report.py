@@ -42,6 +42,9 @@ def test_auto_trains_quietly_then_reuses_then_continues(tmp_path, capsys):
                                            "(made by preset ci, seed 0)\n")
 
 
-def test_explicit_resume_without_checkpoint_still_warns(tmp_path):
-    with pytest.warns(UserWarning, match="--resume given but .*checkpoint.pt does not exist yet"):
+def test_explicit_resume_without_checkpoint_is_an_error(tmp_path):
+    """An explicit resume with nothing to continue (a typo in --out) is refused before anything is written;
+    ``resume="auto"`` starts fresh (issue 28, class 5; the CLI: tests/test_last_mile.py)."""
+    with pytest.raises(FileNotFoundError, match=r"nothing to resume in .*run: .*checkpoint.pt does not exist"):
         RunDir(tmp_path / "run", "uda", get_preset("ci"), resume=True)
+    assert not (tmp_path / "run").exists()

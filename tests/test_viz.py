@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from reid_uda_lib import viz
-from reid_uda_lib.analysis import check_answer
 from reid_uda_lib.viz import NotebookFigure
 
 
@@ -127,8 +126,13 @@ def _records():
 
 def test_quality_agreement_and_sizes_figures(tmp_path):
     fig = viz.plot_label_quality({"a": _records(), "b": _records()[:2]}, n_true_ids=12, path=tmp_path / "q.png")
-    assert len(fig.axes) == 5 and (tmp_path / "q.png").is_file()
+    assert len(fig.axes) == 5 + 1 and (tmp_path / "q.png").is_file()       # 5 panels in 2 rows of 3, 1 legend slot
     assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [3, 2]
+    legend = fig.axes[5].get_legend()
+    assert not fig.axes[5].axison and [t.get_text() for t in legend.get_texts()] == ["a", "b", "true ids"]
+    assert all(ax.get_legend() is None for ax in fig.axes[:5])                # no legend over a curve
+    # whole scales: NMI 0.5..0.7 is drawn on [0, 1], the cluster counts from 0 (noise is not a trend)
+    assert fig.axes[0].get_ylim() == (0.0, 1.0) and fig.axes[3].get_ylim()[0] == 0.0
     with pytest.raises(ValueError, match="no record has a 'cluster'"):
         viz.plot_label_quality({"pretrain": [{"epoch": 0}]})
     fig = viz.plot_agreement(_records())
@@ -168,7 +172,9 @@ def test_ranking_follows_the_protocol(people):
     fig = viz.plot_ranked_lists(d, query, gallery, [0, 1], k=3)
     assert len(fig.axes) == 2 * 4 and _png(fig)
     fig = viz.plot_what_changed({"a": d, "b": d2}, query, gallery, [1], k=3, path=None)
-    assert len(fig.axes) == 8 and "AP 100%" in " ".join(ax.get_title() for ax in fig.axes)
+    assert len(fig.axes) == 8                                   # one row per (query, model): 2 rows of 1 + 3
+    assert [fig.axes[r * 4].get_ylabel().splitlines()[0] for r in range(2)] == ["a", "b"]
+    assert "AP 100%, 2/3" in fig.axes[4].get_ylabel()
     with pytest.raises(ValueError, match="distmat has shape"):
         viz.ranked(d[:, :5], query, gallery, 0)
 
@@ -177,8 +183,27 @@ def test_pair_similarities_figure():
     x = torch.randn(3, 3, 32, 16)
     sims = torch.eye(4).repeat(3, 1, 1)
     assert len(viz.plot_pair_similarities(x, x, sims, n=2).axes) == 2 * 3 + 2      # + 2 colour bars
+    # trained features' cosines in a narrow band: the colours span the off-diagonal values shown, not -1...1
+    sims = 0.84 + 0.14 * torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(0))
+    sims[:, range(4), range(4)] = 1.0
+    fig = viz.plot_pair_similarities(x, x, sims, n=2)
+    off = sims[:2][:, ~torch.eye(4, dtype=torch.bool)]
+    image = fig.axes[2].get_images()[0]
+    assert image.get_clim() == pytest.approx((float(off.min()), float(off.max())))
+    assert f"{float(off.min()):.2f}–{float(off.max()):.2f}" in fig.axes[2].get_title()
     with pytest.raises(ValueError, match=r"\(N, 4, 4\)"):
         viz.plot_pair_similarities(x, x, torch.eye(3))
+
+
+def test_contact_sheet_names_each_person_and_camera(people):
+    fig = viz.plot_contact_sheet(people, n_ids=2, per_id=3)      # persons 0 and 3 (spread), cameras 0, 1, 2
+    rows = [fig.axes[r * 3:(r + 1) * 3] for r in range(2)]
+    assert [row[0].get_ylabel() for row in rows] == ["id 0", "id 3"]
+    assert [[ax.get_title() for ax in row] for row in rows] == [["cam 0", "cam 1", "cam 2"]] * 2
+    fig = viz.plot_contact_sheet(people, n_ids=1, per_id=2)      # more images than room: every camera spread
+    assert [ax.get_title() for ax in fig.axes] == ["cam 0", "cam 2"]
+    with pytest.raises(ValueError, match="no items"):
+        viz.plot_contact_sheet([])
 
 
 def test_denormalize_inverts_the_transform():
@@ -190,11 +215,103 @@ def test_denormalize_inverts_the_transform():
         viz.denormalize(torch.zeros(2, 4, 4))
 
 
-def test_check_answer(capsys):
-    assert check_answer("x", 0.5001, 0.5, tol=1e-3)
-    assert not check_answer("x", 0.6, 0.5, tol=1e-3, hint="look again")
-    assert not check_answer("x", ..., 0.5)
-    out = capsys.readouterr().out
-    assert "✓ x" in out and "hint: look again" in out and "no answer yet" in out
-    with pytest.raises(AssertionError, match="expected 'a'"):
-        check_answer("s", "b", "a", strict=True)
+
+# --- legibility: no text under 10 px where the figures are read ---------------------------------------------
+PAGE_PX, FLOOR_PX = 900, 10.0        # the notebook column the figures are read in, the smallest text allowed
+
+
+def _shown_text_px(fig, png: bytes) -> list[tuple[float, str]]:
+    """Every text the figure draws, as px on a PAGE_PX-wide page: points x dpi / 72 x the page's scale of the
+    PNG (computed here from the PNG itself, not with the library's helpers)."""
+    import io
+
+    from matplotlib.text import Text
+
+    im = Image.open(io.BytesIO(png))
+    dpi = im.info["dpi"][0]
+    scale = min(1.0, PAGE_PX / im.size[0])
+    hidden = {id(t) for ax in fig.axes if not ax.axison for a in (ax.xaxis, ax.yaxis)   # axes drawn without axis
+              for t in [a.label, *a.get_ticklabels(which="both")]}
+    return [(t.get_fontsize() * dpi / 72 * scale, t.get_text()) for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
+
+
+def _notebook_figures(people):
+    """The figures the notebooks draw, at the notebooks' shapes (8 runs over 5 keys, 3 models x top 5, ...)."""
+    g = torch.Generator().manual_seed(0)
+    runs = {m: _records() for m in ("sbase", "dcdfa", "dcdfa_cid", "dcdfa_cid_rreid", "dcdfa_cid_domain", "lf2",
+                                    "lf2_nofm", "lf2_dcdfa")}
+    x = torch.randn(4, 3, 64, 32, generator=g)
+    d = {m: np.random.default_rng(i).random((12, 12)) for i, m in enumerate(("direct transfer", "sbase", "lf2"))}
+    labels = np.arange(12) % 3
+    colours = {"identity": np.arange(24) % 12, "domain": np.arange(24) % 2, "camera": np.arange(24) % 3,
+               "cluster": np.arange(24) % 6}                       # 4 columns, as 2 methods x 2 colourings
+    curves = [{"epoch": e, "ce": 1.0, "tri": 0.5, "target": {"mAP": 0.1, "rank1": 0.2}, "cluster": {"nmi": 0.5}}
+              for e in range(3)]
+    attn = {"phi0_map": torch.rand(4, 16, 4, 2, generator=g), "fusion_maps": torch.rand(4, 2, 16, 4, 2, generator=g)}
+    return {
+        "00 contact sheet": lambda: viz.plot_contact_sheet(people, title="domain A: six people, their cameras"),
+        "01 curves": lambda: viz.plot_curves(curves, title="SBase on B"),
+        "02 attention": lambda: viz.plot_channel_attention(
+            {s: {"source": torch.rand(8, 64, generator=g), "target": torch.rand(8, 64, generator=g)}
+             for s in ("before", "after")}, title="DCDFA channel attention m(F) (Eq. 3)"),
+        "02 embeddings": lambda: viz.plot_embeddings(
+            {k: torch.randn(24, 8, generator=g) for k in "fbe"}, colours, methods=("tsne",),
+            legends={"domain": {1: "source A", 0: "target B"}}, title="after DCDFA: the Mean-Net's f, b and e"),
+        "03 pair similarities": lambda: viz.plot_pair_similarities(
+            x, x, 0.84 + 0.14 * torch.rand(4, 4, 4, generator=g), title="cosine similarities inside each pair's set"),
+        "03/05 label quality": lambda: viz.plot_label_quality(runs, n_true_ids=100, title="every method run"),
+        "04 label quality": lambda: viz.plot_label_quality(runs, keys=("nmi", "ari", "purity"), title="level 0"),
+        "04 gates": lambda: viz.plot_fusion_gates(torch.rand(6, 2, 64, generator=g), title="σ(Z^Pj) (Eq. 5)"),
+        "04 maps": lambda: viz.plot_fusion_maps(x, attn, n=4, title="Φ^P0 and the fusion maps Φ^Pj"),
+        "04 sizes": lambda: viz.plot_cluster_sizes({"P0": labels, "P1": labels, "P2": labels}, true_ids=labels),
+        "04 agreement": lambda: viz.plot_agreement(_records(), title="LF²: agreement of the label sets"),
+        "05 gallery": lambda: viz.plot_cluster_gallery(people, np.zeros(12, int), 0),
+        "05 cams": lambda: viz.plot_cams(x, {m: np.random.default_rng(0).random((4, 64, 32)) for m in d},
+                                         references=x, row_titles=[f"person {i}" for i in range(4)],
+                                         title="Grad-CAM of the similarity to the query"),
+        "05 ranked": lambda: viz.plot_ranked_lists(d["sbase"], people, people, [0, 3, 6, 9], k=8),
+        "05 what changed": lambda: viz.plot_what_changed(d, people, people, [0, 4, 8], k=5),
+    }
+
+
+def test_notebook_figures_keep_text_above_the_floor_at_the_page_width(people):
+    too_small = {}
+    for name, draw in _notebook_figures(people).items():
+        fig = draw()
+        sizes = _shown_text_px(fig, fig._repr_png_())
+        assert sizes, name
+        small = [(round(px, 1), text[:30]) for px, text in sizes if px < FLOOR_PX - 0.05]
+        if small:
+            too_small[name] = small
+    assert not too_small, f"text under {FLOOR_PX} px on a {PAGE_PX} px page: {too_small}"
+
+
+def test_the_measure_sees_small_text_and_the_floor_raises_it():
+    """Without the floor (a plain matplotlib Figure) the measure above finds the small text; a NotebookFigure,
+    at its natural size and scaled down on the page, raises it, and records what the browser check reads."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    from reid_uda_lib.viz.figure import PNG_TEXT_KEY
+
+    def draw(fig):
+        ax = fig.subplots()
+        ax.plot([0, 1], label="a line")
+        ax.set_title("a title", fontsize=6)
+        ax.legend(fontsize=5)
+        fig.tight_layout()
+        return fig
+
+    plain = draw(Figure(figsize=(6, 3), dpi=100))
+    buf = io.BytesIO()
+    plain.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    assert min(px for px, _ in _shown_text_px(plain, buf.getvalue())) < 7      # 5 pt at 100 dpi: 6.9 px
+    for width_in in (6, 20):                       # shown at its natural size; scaled to 900 px of ~2000
+        fig = draw(viz.new_figure(figsize=(width_in, 3)))
+        png = fig._repr_png_()
+        sizes = [px for px, _ in _shown_text_px(fig, png)]
+        assert min(sizes) >= FLOOR_PX - 0.05, (width_in, sizes)
+        im = Image.open(io.BytesIO(png))
+        assert float(im.text[PNG_TEXT_KEY]) * min(1.0, PAGE_PX / im.size[0]) == pytest.approx(min(sizes), abs=0.05)

@@ -5,9 +5,10 @@ running anything (``make docs``; the README's rendered copy).
     python tools/render_docs.py --preset ci --out /tmp/docs 02_disentanglement   # a quick check
 
 Each notebook is executed top to bottom with papermill in ``notebooks/`` (so its relative paths hold) with
-``preset`` as its only parameter: the stages are reused from, or trained into, the series' run folder
-``runs/series-<preset>``, and every figure is also saved there. Progress bars are switched off
-(``TQDM_DISABLE=1``: the widgets' saved state would only add bytes). Each executed notebook is checked
+``preset`` as its only parameter (it wins over the notebooks' ``REID_UDA_NOTEBOOK_PRESET`` default): the stages
+are reused from, or trained into, the series' run folder ``runs/series-<preset>``, and every figure is also
+saved there. The solutions switch is off, as in a student's kernel: the exercises show "no answer yet".
+Progress bars are switched off (``TQDM_DISABLE=1``: the widgets' saved state would only add bytes). Each executed notebook is checked
 with :mod:`tools.nbcheck` (figures drawn, no warning on stderr), then written as ``docs/<name>.ipynb`` and
 ``docs/<name>.html`` (figures embedded as PNG), and ``docs/README.md`` is rewritten after each notebook,
 listing every executed notebook in the folder with its preset, run time and date (papermill's metadata). Files are written atomically; the command fails when a notebook fails its
@@ -55,6 +56,7 @@ def render(notebook: Path, out: Path, preset: str) -> dict:
     import papermill
 
     os.environ["TQDM_DISABLE"] = "1"          # inherited by the kernel papermill starts
+    os.environ.pop("REID_UDA_SOLUTIONS", None)  # a student's view: the exercises unanswered, no reference run
     # the kernel imports this checkout's library, whatever the environment's install points to
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     t0 = time.time()

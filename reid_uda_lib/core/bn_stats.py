@@ -66,7 +66,7 @@ def refresh_bn_stats(net: nn.Module, items: Sequence[tuple], cfg: DataConfig, de
         m.momentum = None                  # cumulative average over the batches
         m.train()
     try:
-        for img, *_ in tqdm(test_loader(items, cfg), desc=desc, leave=False, disable=not progress):
+        for img, *_ in tqdm(test_loader(items, cfg), desc=desc, leave=True, disable=not progress):
             net(img.to(device))
     finally:
         for m, mom, g in zip(layers, momenta, groups):

@@ -30,7 +30,7 @@ def extract_features(model: torch.nn.Module, items: Sequence[tuple], cfg: DataCo
     try:
         shard = list(items)[start:stop]
         if shard or not ddp.is_distributed():
-            for img, *_ in tqdm(test_loader(shard, cfg), desc=desc, leave=False,
+            for img, *_ in tqdm(test_loader(shard, cfg), desc=desc, leave=True,
                                 disable=not progress or not ddp.is_main()):
                 feats.append(model(img.to(device))[key].float())
         else:       # an empty shard (fewer items than processes): the feature width from one image

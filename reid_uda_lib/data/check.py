@@ -11,7 +11,16 @@ Three levels of findings:
   of a query image in the gallery under another name, tiny images, empty person folders (``check`` only
   for the last three). ``load_dataset`` issues them with :mod:`warnings`.
 * **note** -- facts that decide the evaluation protocol: no camera ids / all camera ids equal (needs
-  ``evaluation.cross_camera_only=false``), queries without a gallery match from another camera.
+  ``evaluation.cross_camera_only=false``), queries without a gallery match from another camera; junk images
+  (identity -1) dropped as the protocol does.
+
+Every file of the split folders that is not read (not an image, hidden, a broken link, in a sub-folder) is
+counted and the first ones named (a warning; ``load_dataset`` warns about the same files).
+
+The roles (source, target, evaluation) are judged by :func:`~reid_uda_lib.data.problems.role_problem`, the
+function training refuses with, against the :class:`~reid_uda_lib.data.problems.RoleNeeds` of the preset the
+folder will be used with (``check --preset``, the CLI's default); ``check`` exits with 1 when the folder has
+an error or can serve in none of the roles asked (``--role``, default source and target).
 
 "The same file" is the same absolute, normalised path; "the same image" (``check`` only) is the same
 file content (SHA-1 of the bytes).
@@ -22,6 +31,7 @@ import hashlib
 import io
 import os
 import statistics
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -29,20 +39,27 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .datasets import ReidDataset, load_dataset
-from .problems import (SWITCH, DatasetCheckError, Problem, _norm, _some, raise_on_problems,  # noqa: F401
-                       require_role, structural_problems)
+from .problems import (ROLES, SWITCH, DatasetCheckError, Problem, RoleNeeds, _norm, _some,  # noqa: F401
+                       raise_on_problems, require_role, role_problem, structural_problems)
 from .folder_layout import parse_folder_layout
 from .image_dataset import _DECODE_ERRORS
-from .layouts import DatasetLayoutError, detect_layout
+from .layouts import JUNK, DatasetLayoutError, detect_layout
 
 __all__ = ["check_dataset", "CheckReport", "Problem", "DatasetCheckError", "structural_problems",
-           "raise_on_problems", "require_role", "MIN_SIDE"]
+           "raise_on_problems", "require_role", "role_problem", "RoleNeeds", "MIN_SIDE"]
 
 MIN_SIDE = 16          # an image smaller than this (pixels) on either side is reported as tiny
 LAYOUT_NAMES = {"market": "Market-1501 (bounding_box_train/ query/ bounding_box_test/)",
                 "msmt": "MSMT17 list files", "folder": "folder per person (train/ query/ gallery/<person>/)"}
 SPLITS = ("train", "query", "gallery")
+DEFAULT_ROLES = ("source", "target")
 
+
+def default_needs() -> RoleNeeds:
+    """The needs of the CLI's default preset (``cpu``, with its ``uda`` clustering): what ``check`` judges without
+    ``needs`` (the CLI passes :func:`reid_uda_lib.train.checks.role_needs` of the preset and method asked)."""
+    from ..config import get_preset
+    return RoleNeeds.from_config(get_preset("cpu"))
 
 
 
@@ -63,7 +80,7 @@ def image_problems(ds: ReidDataset, min_side: int = MIN_SIDE, progress: bool = F
     out: list[Problem] = []
     bad, tiny, digest = [], [], {}
     paths = list(dict.fromkeys(p for split in SPLITS for p, _, _ in getattr(ds, split)))
-    for path in tqdm(paths, desc="check images", leave=False, disable=not progress):
+    for path in tqdm(paths, desc="check images", leave=True, disable=not progress):
         try:
             (w, h), digest[path] = _inspect(path)
         except (FileNotFoundError, *_DECODE_ERRORS) as exc:
@@ -93,40 +110,33 @@ def image_problems(ds: ReidDataset, min_side: int = MIN_SIDE, progress: bool = F
 
 @dataclass
 class CheckReport:
-    """What :func:`check_dataset` found. ``ok`` is False when there is any error; ``text()`` prints it."""
+    """What :func:`check_dataset` found. ``ok`` is False when there is any error; ``usable`` also needs one of
+    the roles asked (``role_names``) to be possible with ``needs``; ``text()`` prints it."""
 
     path: str
     layout: Optional[str] = None
     dataset: Optional[ReidDataset] = None
     problems: list[Problem] = field(default_factory=list)
     images_checked: int = 0
+    needs: RoleNeeds = field(default_factory=default_needs)
+    role_names: tuple[str, ...] = DEFAULT_ROLES
 
     @property
     def ok(self) -> bool:
         return not any(p.level == "error" for p in self.problems)
 
+    @property
+    def usable(self) -> bool:
+        """No error, and the folder can serve in at least one of the roles asked (``check``'s exit code 0)."""
+        return self.ok and any(usable for usable, _ in self.roles().values())
+
     def roles(self) -> dict[str, tuple[bool, str]]:
-        """``{"source": (usable, why), "target": (usable, why)}``."""
+        """``{role: (usable, why)}`` for each role asked, judged by
+        :func:`~reid_uda_lib.data.problems.role_problem` with ``needs``: the verdict ``train`` would give."""
         ds = self.dataset
         if ds is None or not self.ok:
-            return {"source": (False, "fix the errors first"), "target": (False, "fix the errors first")}
-        if not ds.train:
-            source = (False, "no training images")
-        elif not ds.labelled_train:
-            source = (False, "training images have no identities: an unlabelled target")
-        elif ds.num_train_pids < 2:
-            source = (False, "needs at least 2 training identities")
-        else:
-            source = (True, f"{ds.num_train_pids} labelled training identities")
-        if not ds.train:
-            target = (False, "no training images")
-        elif not ds.query:
-            target = (False, "no query/gallery to evaluate on")
-        elif len({c for _, _, c in ds.query + ds.gallery}) < 2:
-            target = (True, f"no distinct camera ids: evaluation needs {SWITCH}")
-        else:
-            target = (True, "cross-camera evaluation, the default protocol")
-        return {"source": source, "target": target}
+            return {r: (False, "fix the errors first") for r in self.role_names}
+        return {r: _verdict(ds, r, self.needs) for r in self.role_names}
 
     def text(self) -> str:
         lines = [f"dataset: {self.path}", f"layout:  {LAYOUT_NAMES.get(self.layout, 'not recognised')}"]
@@ -153,33 +163,76 @@ class CheckReport:
         if ds is not None or self.problems:
             if not self.problems:
                 lines.append("no problems found")
-        for role, (usable, why) in self.roles().items():
+        lines.append(f"judged for {self.needs.describe()}")
+        roles = self.roles()
+        for role, (usable, why) in roles.items():
             lines.append(f"as {role}: {'yes' if usable else 'no'} ({why})")
-        lines.append("result: OK" if self.ok else "result: FAILED")
+        if not self.ok:
+            lines.append("result: FAILED")
+        elif not self.usable:
+            lines.append(f"result: FAILED (usable in none of the roles asked: {', '.join(roles)})")
+        else:
+            lines.append(f"result: OK (usable as {', '.join(r for r, (u, _) in roles.items() if u)})")
         return "\n".join(lines)
 
     __str__ = text
 
 
+def _verdict(ds: ReidDataset, role: str, needs: RoleNeeds) -> tuple[bool, str]:
+    """``(usable, why)`` of one role: the refusal ``require_role`` would raise, or what makes it usable."""
+    why = role_problem(ds, role, needs)
+    if why is not None:
+        return False, why
+    if role == "source":
+        return True, f"{ds.num_train_pids} labelled training identities"
+    protocol = "cross-camera evaluation" if needs.cross_camera_only else f"evaluation on all cameras ({SWITCH})"
+    if role == "target":
+        return True, f"{len(ds.train)} training images, {protocol}"
+    return True, protocol
+
+
+def skipped_problems(ds: ReidDataset) -> list[Problem]:
+    """The files of the split folders that are not read: a warning, and a note for the protocol's junk ids."""
+    from .datasets import describe_skipped
+    junk = [(p, w) for p, w in ds.skipped if w == JUNK]
+    unread = [(p, w) for p, w in ds.skipped if w != JUNK]
+    out = []
+    if unread:
+        out.append(Problem("warning", f"{len(unread)} file(s) are not read: {describe_skipped(unread, ds.root)}"))
+    if junk:
+        out.append(Problem("note", f"{len(junk)} junk image(s) (identity -1) are dropped, as the evaluation protocol "
+                                   f"does: {_some([os.path.relpath(p, ds.root) for p, _ in junk], 2)}"))
+    return out
+
+
 def check_dataset(path: str | os.PathLike, root: str | os.PathLike | None = None,
                   cam_pattern: str | None = None, images: bool = True, min_side: int = MIN_SIDE,
-                  progress: bool = False) -> CheckReport:
+                  progress: bool = False, needs: Optional[RoleNeeds] = None,
+                  roles: tuple[str, ...] = DEFAULT_ROLES) -> CheckReport:
     """Check a dataset folder (or name, with ``root``) and return a :class:`CheckReport`.
 
     Detects the layout, counts identities / images / cameras per split and images per identity, and
     reports the problems described in this module's docstring. ``images=False`` skips decoding the
-    images (unreadable / tiny / same content). Never raises for a bad folder: the report says why.
+    images (unreadable / tiny / same content). ``needs``: what the run the folder is meant for asks
+    (:func:`reid_uda_lib.train.checks.role_needs` of its config; default: the ``cpu`` preset, the CLI's
+    default); ``roles``: the roles asked. Never raises for a bad folder: the report says why.
     """
-    report = CheckReport(path=os.fspath(path))
+    for r in roles:
+        if r not in ROLES:
+            raise ValueError(f"roles: expected some of {', '.join(ROLES)}, got {r!r}")
+    report = CheckReport(path=os.fspath(path), needs=needs or default_needs(), role_names=tuple(roles))
     folder = path if root is None or os.path.isabs(path) else os.path.join(root, path)
     report.layout = detect_layout(folder) if os.path.isdir(folder) else None
     try:
-        ds = load_dataset(path, root=root, cam_pattern=cam_pattern, check=False)
+        with warnings.catch_warnings():          # the skipped files are listed in the report instead
+            warnings.simplefilter("ignore")
+            ds = load_dataset(path, root=root, cam_pattern=cam_pattern, check=False)
     except (DatasetLayoutError, ValueError) as exc:
         report.problems.append(Problem("error", str(exc)))
         return report
     report.dataset, report.layout, report.path = ds, ds.layout, ds.root
     report.problems += structural_problems(ds)
+    report.problems += skipped_problems(ds)
     if ds.layout == "folder":
         empty = parse_folder_layout(ds.root, cam_pattern)[3].empty_id_dirs   # lists folders, opens no image
         if empty:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .folder_layout import FOLDER_TREE, parse_folder_layout
 from .image_dataset import CorruptImageError, check_image
 from .problems import raise_on_problems
-from .layouts import (MARKET_SPLITS, MARKET_TREE, MSMT_TREE, DatasetLayoutError, _child_dirs, _has_layout,
+from .layouts import (JUNK, MARKET_SPLITS, MARKET_TREE, MSMT_TREE, DatasetLayoutError, _child_dirs, _has_layout,
                       _layout_score, _raise_incomplete, detect_layout, parse_market_layout, parse_msmt_layout)
 
 __all__ = ["DatasetLayoutError", "ReidDataset", "load_dataset", "DATASET_NAMES", "find_dataset_dir",
@@ -50,6 +50,9 @@ class ReidDataset:
     gallery: list[Item] = field(default_factory=list)
     layout: str = "market"
     id_names: tuple[str, ...] = ()
+    #: ``(path, why)`` of every file in the split folders that is not read (junk ids, non-images, hidden files,
+    #: broken links, files in sub-folders); ``load_dataset`` warns about them, ``check`` lists them
+    skipped: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     @staticmethod
     def _stats(items: Sequence[Item]) -> tuple[int, int, int]:
@@ -203,7 +206,7 @@ def _bad_images(paths: Iterable[str]) -> dict[str, str]:
     threads on 2 shared CPU cores).
     """
     bad = {}
-    for p in tqdm(list(dict.fromkeys(paths)), desc="verify images", leave=False, disable=None):
+    for p in tqdm(list(dict.fromkeys(paths)), desc="verify images", leave=True, disable=None):
         try:
             check_image(p)
         except (CorruptImageError, FileNotFoundError) as exc:
@@ -289,19 +292,31 @@ def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
         raise ValueError(f"cam_pattern applies to the folder-per-person layout only; {folder} has the "
                          f"{layout} layout, whose file names already give the camera")
     id_names: tuple[str, ...] = ()
+    skipped: list[tuple[str, str]] = []
     if layout == "market":
-        splits = parse_market_layout(folder, max_cam)
+        splits = parse_market_layout(folder, max_cam, skipped)
     elif layout == "msmt":
-        splits = parse_msmt_layout(folder, max_cam or 15)
+        splits = parse_msmt_layout(folder, max_cam or 15, skipped)
     else:
         *splits, finfo = parse_folder_layout(folder, cam_pattern)
-        id_names = finfo.id_names
+        id_names, skipped = finfo.id_names, finfo.skipped
+    skipped = sorted(skipped)
+    unread = [(p, why) for p, why in skipped if why != JUNK]
+    if unread:                       # nothing is dropped in silence (junk ids: the protocol's, noted by check)
+        warnings.warn(f"{len(unread)} file(s) in {folder} are not read: {describe_skipped(unread, folder)} "
+                      f"(python -m reid_uda_lib check {folder} lists them)", stacklevel=2)
     train, query, gallery = _apply_verify(tuple(splits), verify, folder)
     ds = ReidDataset(name=name, root=str(folder), train=relabel(train), query=list(query),
-                     gallery=list(gallery), layout=layout, id_names=id_names)
+                     gallery=list(gallery), layout=layout, id_names=id_names, skipped=skipped)
     if check:
         raise_on_problems(ds, stacklevel=3)
     return ds
+
+
+def describe_skipped(skipped: Sequence[tuple[str, str]], root: str | os.PathLike, n: int = 3) -> str:
+    """The first ``n`` skipped files as ``relative/path (why)``, comma-separated, ``...`` when there are more."""
+    shown = [f"{os.path.relpath(p, root)} ({why})" for p, why in list(skipped)[:n]]
+    return ", ".join(shown) + (", ..." if len(skipped) > n else "")
 
 
 def _path_layout(folder: Path) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .layouts import FOLDER_SPLITS, DatasetLayoutError, _image_files
+from .layouts import FOLDER_SPLITS, HIDDEN, DatasetLayoutError, _files_below, _image_files, skipped_hint
 
 __all__ = ["parse_folder_layout", "FolderInfo", "FOLDER_TREE", "SETTINGS_FILE", "NO_CAMERA", "UNLABELLED",
            "compile_cam_pattern", "read_settings"]
@@ -56,6 +56,7 @@ class FolderInfo:
     cam_pattern: Optional[str] = None
     unlabelled_train: bool = False
     empty_id_dirs: list[str] = field(default_factory=list)   # person folders without any image
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, why) of every file not read
 
 
 def compile_cam_pattern(pattern: str | re.Pattern) -> re.Pattern:
@@ -85,14 +86,20 @@ def read_settings(folder: str | os.PathLike) -> dict:
     return data
 
 
-def _scan_split(split_dir: Path, split: str, allow_unlabelled: bool, empty: list[str]
-                ) -> list[tuple[Optional[str], str]]:
-    """``[(person name or None, image path)]`` of one split folder, sorted by (person, file name)."""
+def _scan_split(split_dir: Path, split: str, allow_unlabelled: bool, empty: list[str],
+                skipped: Optional[list[tuple[str, str]]] = None) -> list[tuple[Optional[str], str]]:
+    """``[(person name or None, image path)]`` of one split folder, sorted by (person, file name); every file
+    that is not read (hidden, not an image, a broken link, in a folder below a person folder) goes to
+    ``skipped`` as ``(path, why)``."""
     if not split_dir.is_dir():
         return []
     entries = sorted(os.scandir(split_dir), key=lambda e: e.name)
     persons = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
-    loose = _image_files(split_dir)
+    if skipped is not None:
+        for e in entries:
+            if e.is_dir() and e.name.startswith("."):
+                _files_below(e.path, f"{HIDDEN} (in a hidden folder)", skipped)
+    loose = _image_files(split_dir, skipped, subfolders=False)
     if loose and (persons or not allow_unlabelled):
         why = (f"it also holds person folders ({persons[0]!r}, ...): use one or the other" if persons
                else "query and gallery need one folder per person (identities are needed for evaluation)")
@@ -103,7 +110,7 @@ def _scan_split(split_dir: Path, split: str, allow_unlabelled: bool, empty: list
         return [(None, str(split_dir / f)) for f in loose]
     out = []
     for person in persons:
-        files = _image_files(split_dir / person)
+        files = _image_files(split_dir / person, skipped)
         if not files:
             empty.append(f"{split}/{person}")
         out += [(person, str(split_dir / person / f)) for f in files]
@@ -135,10 +142,10 @@ def parse_folder_layout(folder: str | os.PathLike, cam_pattern: str | re.Pattern
         cam_pattern = read_settings(folder).get("cam_pattern")
     rx = compile_cam_pattern(cam_pattern) if cam_pattern else None
     info = FolderInfo(cam_pattern=rx.pattern if rx else None)
-    raw = {s: _scan_split(folder / s, s, s == "train", info.empty_id_dirs) for s in FOLDER_SPLITS}
+    raw = {s: _scan_split(folder / s, s, s == "train", info.empty_id_dirs, info.skipped) for s in FOLDER_SPLITS}
     if not any(raw.values()):
-        raise DatasetLayoutError(f"no images found in {folder}/{{{','.join(FOLDER_SPLITS)}}}/<person>/; "
-                                 f"expected layout:\n{FOLDER_TREE}")
+        raise DatasetLayoutError(f"no images found in {folder}/{{{','.join(FOLDER_SPLITS)}}}/<person>/"
+                                 f"{skipped_hint(info.skipped)}; expected layout:\n{FOLDER_TREE}")
     info.unlabelled_train = bool(raw["train"]) and raw["train"][0][0] is None
 
     cams: dict[str, str] = {}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 __all__ = ["DatasetLayoutError", "detect_layout", "parse_market_layout", "parse_msmt_layout",
-           "MARKET_TREE", "MSMT_TREE", "IMAGE_EXTS"]
+           "MARKET_TREE", "MSMT_TREE", "IMAGE_EXTS", "JUNK"]
 
 Item = tuple[str, int, int]
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -123,18 +123,67 @@ def _raise_incomplete(folder: Path, layout: str) -> None:
 # Layout parsers
 # ----------------------------------------------------------------------------------------------
 
-def _image_files(folder: Path) -> list[str]:
-    """Image file names in ``folder``, sorted; hidden files (macOS ``._x.jpg``) and non-images skipped."""
-    return sorted(e.name for e in os.scandir(folder)
-                  if e.is_file() and not e.name.startswith(".")
-                  and os.path.splitext(e.name)[1].lower() in IMAGE_EXTS)
+#: Why a file is not read (``ReidDataset.skipped``: ``(path, why)``). Junk images are the protocol's choice
+#: (reported as a note by ``check``); every other reason is a warning of each load.
+JUNK = "junk image (identity -1), dropped as the protocol does"
+HIDDEN = "hidden file"
+IN_SUBFOLDER = "in a sub-folder (image folders are read one level deep)"
+BROKEN_LINK = "broken symbolic link"
+Skipped = list[tuple[str, str]]  # (path, why)
 
 
-def _parse_market_split(folder: Path, max_cam: Optional[int]) -> list[Item]:
-    names = _image_files(folder)
+def _not_an_image(name: str) -> str:
+    ext = os.path.splitext(name)[1].lower()
+    return (f"not an image ({ext or 'no extension'}; read: {' '.join(sorted(IMAGE_EXTS))})")
+
+
+def _files_below(folder: str, why: str, skipped: Skipped) -> None:
+    """Every file below ``folder`` (a folder that is not read) into ``skipped``, sorted."""
+    for dirpath, dirnames, files in os.walk(folder):
+        dirnames.sort()
+        skipped.extend((os.path.join(dirpath, f), why) for f in sorted(files))
+
+
+def _image_files(folder: Path, skipped: Optional[Skipped] = None, subfolders: bool = True) -> list[str]:
+    """Image file names in ``folder``, sorted. What is not read goes to ``skipped`` as ``(path, why)``: hidden
+    files (macOS ``._x.jpg``), non-images, broken symbolic links and, with ``subfolders``, every file in a
+    sub-folder (``subfolders=False``: sub-folders are the caller's, e.g. person folders)."""
+    names = []
+    for e in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = os.path.join(folder, e.name)
+        if e.is_dir():
+            if subfolders and skipped is not None:
+                _files_below(path, IN_SUBFOLDER, skipped)
+        elif not e.is_file():
+            if skipped is not None:
+                skipped.append((path, BROKEN_LINK if e.is_symlink() else "not a regular file"))
+        elif e.name.startswith("."):
+            if skipped is not None:
+                skipped.append((path, HIDDEN))
+        elif os.path.splitext(e.name)[1].lower() not in IMAGE_EXTS:
+            if skipped is not None:
+                skipped.append((path, _not_an_image(e.name)))
+        else:
+            names.append(e.name)
+    return names
+
+
+def skipped_hint(skipped: Optional[Skipped], under: str | os.PathLike = "") -> str:
+    """``" (N file(s) not read: a (why), ...)"`` for the skipped files below ``under``; "" when none."""
+    under = os.fspath(under)
+    some = [f"{p} ({why})" for p, why in skipped or () if p.startswith(under)]
+    if not some:
+        return ""
+    return f" ({len(some)} file(s) not read: {', '.join(some[:2])}{', ...' if len(some) > 2 else ''})"
+
+
+def _parse_market_split(folder: Path, max_cam: Optional[int], skipped: Optional[Skipped] = None) -> list[Item]:
+    skipped = [] if skipped is None else skipped
+    names = _image_files(folder, skipped)
     if not names:
         raise DatasetLayoutError(
-            f"no images in {folder}: expected image files named {MARKET_NAME_HELP}")
+            f"no images in {folder}: expected image files named {MARKET_NAME_HELP}"
+            + skipped_hint(skipped, folder))
     items, bad = [], []
     for fname in names:
         m = MARKET_NAME_RE.match(fname)
@@ -146,6 +195,7 @@ def _parse_market_split(folder: Path, max_cam: Optional[int]) -> list[Item]:
             rng = f"1..{max_cam}" if max_cam is not None else ">= 1"
             raise DatasetLayoutError(f"{folder / fname}: camera c{cam} is out of range (expected {rng})")
         if pid == -1:  # junk images: dropped by the standard protocol
+            skipped.append((str(folder / fname), JUNK))
             continue
         items.append((str(folder / fname), pid, cam - 1))
     if bad:
@@ -155,13 +205,15 @@ def _parse_market_split(folder: Path, max_cam: Optional[int]) -> list[Item]:
     return items
 
 
-def parse_market_layout(folder: str | os.PathLike, max_cam: Optional[int] = None
-                        ) -> tuple[list[Item], list[Item], list[Item]]:
-    """Parse a Market-1501-layout folder into raw ``(train, query, gallery)`` (original pids, 0-based cams)."""
+def parse_market_layout(folder: str | os.PathLike, max_cam: Optional[int] = None,
+                        skipped: Optional[Skipped] = None) -> tuple[list[Item], list[Item], list[Item]]:
+    """Parse a Market-1501-layout folder into raw ``(train, query, gallery)`` (original pids, 0-based cams);
+    the files of the split folders that are not read are appended to ``skipped`` as ``(path, why)``."""
     folder = Path(folder)
     if not all((folder / s).is_dir() for s in MARKET_SPLITS):
         _raise_incomplete(folder, "market")
-    return tuple(_parse_market_split(folder / s, max_cam) for s in MARKET_SPLITS)  # type: ignore[return-value]
+    return tuple(_parse_market_split(folder / s, max_cam, skipped)  # type: ignore[return-value]
+                 for s in MARKET_SPLITS)
 
 
 def _parse_msmt_list(list_file: Path, image_dir: Path, present: set[str], max_cam: int) -> list[Item]:
@@ -205,12 +257,13 @@ def _relative_files(folder: Path) -> set[str]:
     return out
 
 
-def parse_msmt_layout(folder: str | os.PathLike, max_cam: int = 15
+def parse_msmt_layout(folder: str | os.PathLike, max_cam: int = 15, skipped: Optional[Skipped] = None
                       ) -> tuple[list[Item], list[Item], list[Item]]:
     """Parse an MSMT17 V1/V2 folder into raw ``(train + val, query, gallery)``.
 
     The camera is the third ``_`` field of the file name (``0000_000_01_...`` → camera 1 → camid 0);
-    pids are the list files' labels (train and val share one id space; query/gallery another).
+    pids are the list files' labels (train and val share one id space; query/gallery another). Files of the
+    image folders that no list names are appended to ``skipped`` as ``(path, why)``.
     """
     folder = Path(folder)
     dirs = _msmt_dirs(folder)
@@ -225,6 +278,11 @@ def parse_msmt_layout(folder: str | os.PathLike, max_cam: int = 15
              + _parse_msmt_list(folder / "list_val.txt", train_dir, train_files, max_cam))
     query = _parse_msmt_list(folder / "list_query.txt", test_dir, test_files, max_cam)
     gallery = _parse_msmt_list(folder / "list_gallery.txt", test_dir, test_files, max_cam)
+    if skipped is not None:
+        for image_dir, present, items in ((train_dir, train_files, train), (test_dir, test_files, query + gallery)):
+            listed = {os.path.relpath(p, image_dir).replace(os.sep, "/") for p, _, _ in items}
+            skipped.extend((str(image_dir / rel), "not named by any list_*.txt file")
+                           for rel in sorted(present - listed))
     return train, query, gallery
 
 

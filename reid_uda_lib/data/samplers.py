@@ -69,8 +69,11 @@ class PKSampler(Sampler[int]):
         if len(self.pids) < self.num_pids_per_batch:
             raise ValueError(
                 f"PKSampler needs at least P = batch_size // num_instances = {self.num_pids_per_batch} "
-                f"identities with label >= 0, but only {len(self.pids)} were given; lower batch_size or "
-                "raise num_instances")
+                f"identities with label >= 0, but only {len(self.pids)} were given: for a labelled source, add "
+                "identities or lower data.batch_size (raise data.num_instances); for pseudo labels, the clustering "
+                f"gave {len(self.pids)} clusters (DBSCAN: raise uda.eps or lower uda.min_samples; k-means: raise "
+                "n_clusters). Datasets too small for P are refused before the run starts "
+                "(python -m reid_uda_lib check --preset)")
         default = math.ceil(len(self.pids) / self.num_pids_per_batch)
         self.num_batches = int(num_batches) if num_batches is not None else default
 

@@ -10,7 +10,10 @@ Up to ``jobs`` items run at once, each ``python -m reid_uda_lib.experiments.work
   beat one two-threaded process), except an item that starts alone with nothing else waiting (one seed's
   pretraining, in ``make demo``), which gets ``jobs`` threads;
 * each item's output in ``<out>/logs/seed<S>-<row>.log``; with ``progress`` the parent relays every line,
-  prefixed with the item (``[seed0 sbase] [uda] epoch 1 | ...``).
+  prefixed with the item (``[seed0 sbase] [uda] epoch 1 | ...``);
+* the processes end with the parent, however it ends (Ctrl-C, SIGKILL, a closed notebook kernel): each worker
+  arms a death signal (:func:`reid_uda_lib.experiments.worker.die_with_parent`), so no row keeps training as an
+  orphan; a stopped row keeps its last complete checkpoint and releases its lock.
 
 A failed item stops the items that depend on it; the others finish, and running the same command again
 resumes (every stage is reused or continued).
@@ -30,6 +33,9 @@ from ..config import Config
 from ..runtime.checkpoint import atomic_write_text
 from .rows import methods_of, row_cost
 from .folders import LadderError, seed_dir
+
+#: The environment variable that gives each worker its parent's pid (:func:`~.worker.die_with_parent`).
+PARENT_ENV = "REID_UDA_PARENT_PID"
 
 #: Relative training cost of a row's process (SBase = 1; measured with the cpu preset, one thread per process,
 #: `runs/ladder-cpu6` s/row: SBase 118 s, SBase+DCDFA 123, LF² 121, the oracle 125, LF²+DCDFA 158, lf2_base 96,
@@ -85,7 +91,7 @@ def run_parallel(cfgs: dict[int, Config], source_dir, target_dir, out: Path, row
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     package_root = str(Path(__file__).resolve().parents[2])      # the children import this same package
-    base_env = {**os.environ,
+    base_env = {**os.environ, PARENT_ENV: str(os.getpid()),      # the children end when this process ends
                 "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
     pending = plan_items(list(cfgs), rows)
     running: list[Item] = []

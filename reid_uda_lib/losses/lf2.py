@@ -6,8 +6,8 @@
   the leading minus sign printed in Eq. 9 — and in Eq. 2 — is a typo: with it the loss would reward
   violated margins).
 * Eq. 10, the weighted total: :func:`lf2_total`.
-* Not in the paper: :func:`fusion_loss`, the term that trains the Fusion Module (see
-  :mod:`reid_uda_lib.methods.lf2`).
+* Not in the paper: :func:`fusion_loss`, the term that trains the Fusion Module in the ``lf2_fmloss`` row
+  (see :mod:`reid_uda_lib.methods.lf2`; the ``lf2`` row is Eq. 10 without it).
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from .reid import cross_entropy_ls, softmax_triplet
 def lf2_cls_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 0.0) -> torch.Tensor:
     """LF² Eq. 8: L^t_cls = 1/N Σ_i L_ce(C^t(f^P0(x_i)), ŷ_i,0), the cross-entropy of the target classifier
     C^t on the global feature with the global pseudo labels. ``epsilon > 0`` smooths the labels (the
-    library's CE-LS; ε = 0 is Eq. 8 as printed)."""
+    library's CE-LS; ε = 0 is Eq. 8 as printed). The LF² rows pass ``lf2.label_smoothing``: 0.1 in the ``ci``
+    and ``cpu`` presets (this project's choice), 0 in ``paper`` and ``paper_lf2``."""
     return cross_entropy_ls(logits, labels, epsilon=epsilon)
 
 
@@ -38,8 +39,8 @@ def lf2_total(l_cls: torch.Tensor, l_tri: torch.Tensor, l_tri_parts: Sequence[to
 
 
 def fusion_loss(phi_part: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The Fusion Module's training signal (ours; the paper gives the FM no loss): the softmax triplet of
-    Eq. 6–7 on the L2-normalised fusion features φ^Pj of the batch with the level-j pseudo labels, i.e.
+    """The Fusion Module's training signal of the ``lf2_fmloss`` row (ours; Eq. 10 gives the FM no loss): the
+    softmax triplet of Eq. 6–7 on the L2-normalised fusion features φ^Pj of the batch with the level-j labels, i.e.
     φ^Pj must separate the identities that its own clustering proposed. Normalised because the labels
     come from k-means on normalised φ^Pj; anchors with label -1 (DBSCAN outliers) are left out."""
     keep = labels >= 0

@@ -154,6 +154,11 @@ class UDAMethod:
         """Problems of ``cfg`` when this method runs (one string each, naming the dotted field)."""
         return []
 
+    def chance_values(self, cfg: Any) -> dict[str, float]:
+        """``{logged term: its value at chance}`` for the terms whose activity is reported every epoch
+        (:mod:`reid_uda_lib.methods.activity`; weighted like the logged term). Default: none."""
+        return {}
+
     def clusterings(self, cfg: Any) -> list[tuple[str, str, int]]:
         """``[(config section, "dbscan" | "kmeans", n_clusters)]``: the clusterings of one round, for the
         memory check where a run starts. Default: the ``uda`` clustering."""

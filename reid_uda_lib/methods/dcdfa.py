@@ -15,9 +15,11 @@ The triplet term sees b itself (as L_BReID's sees f). The identity term goes thr
 restores the per-channel scale the classifier's centroid-initialised weights expect, and sharing the
 classifier keeps one set of pseudo-identity prototypes for f and b.
 
-Inference uses the Mean-Net's feature exactly as SBase (the attention is not needed). For DCDFA Table 2's
-"using b only" row the Mean-Net also averages the extra modules, and ``extra_evaluations`` returns
-``b = m'(F') ⊙ f'`` of the Mean-Net with its averaged attention.
+Inference uses the Mean-Net's feature exactly as SBase (the attention is not needed): its BNNeck output, this
+project's test feature (Luo et al.'s BNNeck). DCDFA Table 2 compares "using b_j" with "using f_j^t", and the
+text tests on f′ itself ("The feature f′ from the Mean-Net is used for testing", f = pool_sa(F)): no neck.
+So ``extra_evaluations`` returns the pair like with like, both before any neck: ``b`` = ``b' = m'(F') ⊙ f'``
+(the Mean-Net with its averaged attention) and ``f`` = ``f'``.
 """
 from __future__ import annotations
 
@@ -29,12 +31,27 @@ from torch import nn
 from ..losses.dcdfa import cid_loss, domain_loss
 from ..models.dcdfa import ChannelAttention, DomainClassifier, Temperature, disentangle, pair_indices, recompose
 from ..core.training import supervised_terms
+from .activity import LN2, LN3
 from .base import EpochContext, EvalContext, StepContext, UDAMethod
 from .rules import below_one, ge, gt
 
 
+class PooledFeatureNet(nn.Module):
+    """Inference wrapper: ``net(x)["feat"]`` is the pooled feature ``f`` before the BNNeck (DCDFA's test feature,
+    Table 2's "using f_j^t", the like-with-like partner of :class:`BaseFeatureNet`)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.train(net.training)      # a fresh module is in train mode: do not let it switch the Mean-Net's BN
+
+    def forward(self, x: torch.Tensor) -> dict:
+        return {"feat": self.net(x)["f"]}
+
+
 class BaseFeatureNet(nn.Module):
-    """Inference wrapper: ``net(x)["feat"]`` is the base feature ``b = m(F) ⊙ f`` (DCDFA Table 2, "using b")."""
+    """Inference wrapper: ``net(x)["feat"]`` is the base feature ``b = m(F) ⊙ f`` (DCDFA Table 2, "using b"),
+    of the pooled f before the BNNeck."""
 
     def __init__(self, net: nn.Module, attention: ChannelAttention):
         super().__init__()
@@ -51,7 +68,8 @@ class BaseFeatureNet(nn.Module):
 @dataclass(frozen=True)
 class DCDFAMethod(UDAMethod):
     """SBase + DCDFA. ``use_domain`` / ``use_rreid`` switch L_Domain / L^b_RReID (the Table 3 rows) on top of
-    the config weights ``dcdfa.w_*``; ``eval_b`` adds the "using b only" evaluation at the last epoch."""
+    the config weights ``dcdfa.w_*``; ``eval_b`` adds Table 2's "using b only" evaluation (and its partner f′,
+    both before any neck) at the last epoch."""
     use_domain: bool = True
     use_rreid: bool = True
     eval_b: bool = True
@@ -72,6 +90,11 @@ class DCDFAMethod(UDAMethod):
             "b_neck": b_neck,
         })
 
+    def chance_values(self, cfg) -> dict[str, float]:
+        """L_CID at ln 3 (Eq. 6: positive no closer than the two negatives), L_Domain at ln 2 (Eq. 7), weighted."""
+        w = self.weights(cfg)
+        return {k: w[k] * c for k, c in (("cid", LN3), ("domain", LN2)) if w[k] > 0}
+
     def weights(self, cfg) -> dict[str, float]:
         """The effective weights of the three DCDFA terms for this row."""
         d = cfg.dcdfa
@@ -90,7 +113,7 @@ class DCDFAMethod(UDAMethod):
         r_t, r_s = recompose(b_s, e_s, b_j, e_j)
         terms: dict[str, torch.Tensor] = {}
         if w["cid"]:
-            terms["cid"] = w["cid"] * cid_loss(f_s, f_j, r_s, r_t, mods["tau"]())
+            terms["cid"] = w["cid"] * cid_loss(f_s, f_j, r_s, r_t, mods["tau"](), centre=ctx.cfg.dcdfa.cid_centre)
         if w["domain"]:
             logits = mods["domain"](torch.cat([f_s, r_s, f_j, r_t]))
             terms["domain"] = w["domain"] * domain_loss(*logits.chunk(4))
@@ -107,9 +130,13 @@ class DCDFAMethod(UDAMethod):
         from .dcdfa_probes import run_probes
         # the swap test's domain half needs a trained classifier: rows without L_Domain never train theirs
         clf = ctx.eval_modules["domain"] if self.weights(ctx.cfg)["domain"] > 0 else None
-        return run_probes(ctx.eval_net, ctx.eval_modules["attention"], clf, ctx.source,
-                          ctx.target, ctx.cfg.data, ctx.device, n_images=ctx.cfg.dcdfa.probe_images,
-                          seed=ctx.cfg.seed, progress=ctx.progress)
+        probes = run_probes(ctx.eval_net, ctx.eval_modules["attention"], clf, ctx.source,
+                            ctx.target, ctx.cfg.data, ctx.device, n_images=ctx.cfg.dcdfa.probe_images,
+                            seed=ctx.cfg.seed, progress=ctx.progress)
+        return {**probes, "tau": float(ctx.eval_modules["tau"]().detach())}    # L_CID's temperature (Eq. 6)
 
     def extra_evaluations(self, ctx: EvalContext) -> dict[str, nn.Module]:
-        return {"b": BaseFeatureNet(ctx.eval_net, ctx.eval_modules["attention"])} if self.eval_b else {}
+        """Table 2's pair, both before any neck: ``b`` (b′ = m′(F′) ⊙ f′) and ``f`` (f′)."""
+        if not self.eval_b:
+            return {}
+        return {"b": BaseFeatureNet(ctx.eval_net, ctx.eval_modules["attention"]), "f": PooledFeatureNet(ctx.eval_net)}

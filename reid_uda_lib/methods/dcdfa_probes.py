@@ -47,7 +47,7 @@ def dcdfa_features(net: nn.Module, attention: nn.Module, items: Sequence[tuple],
     attention.eval()
     out: dict[str, list] = {"f": [], "b": [], "e": [], "m": []}
     try:
-        for img, *_ in tqdm(test_loader(items, cfg_data), desc="probe features", leave=False,
+        for img, *_ in tqdm(test_loader(items, cfg_data), desc="probe features", leave=True,
                             disable=not progress):
             o = net(img.to(device))
             m = attention(o["fmap"])

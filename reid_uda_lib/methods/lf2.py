@@ -13,24 +13,28 @@ level 0 drives the PK sampler and the target classifier C^t (initialised from th
 BNNeck features). Every step (hook ``extra_terms``) then trains on a **target-only** batch with **one**
 student forward serving all K + 1 label sets:
 
-* global f^P0: α·(L^t_cls (Eq. 8) + λ·L^t_tri (Eq. 9)) with the level-0 labels;
+* global f^P0: α·(L^t_cls (Eq. 8, CE with ε = ``lf2.label_smoothing``; the paper's plain CE is ε = 0) +
+  λ·L^t_tri (Eq. 9)) with the level-0 labels;
 * part j: γ·L^Pj_tri, the softmax triplet (Eq. 6–7) on f^Pj = Expert-j(F^Pj) with the level-j labels;
-* the Fusion Module's own term (below), w_fm·Σ_j L_FM^j.
+* only in the rows with ``fm_loss`` (``lf2_fmloss``; this project's addition): the Fusion Module's own term
+  (below), w_fm·Σ_j L_FM^j.
 
-**How the Fusion Module learns.** In the paper φ^Pj only feeds k-means, so no loss reaches the FM (it would
-stay at its random initialisation). Here it is trained by ``fusion_loss``: the softmax triplet (Eq. 6–7
+**The Fusion Module's term (this project; row ``lf2_fmloss``).** In the paper φ^Pj only feeds k-means and no
+term of Eq. 10 involves the FM, so nothing trains it: in the ``lf2`` row (Eq. 10 as printed) it stays at its
+random initialisation. ``lf2_fmloss`` trains it with ``fusion_loss``: the softmax triplet (Eq. 6–7
 form) on the batch's L2-normalised fusion features φ^Pj with the level-j labels, i.e. the FM learns the
 channel gates, conditioned on the student's stripe j, under which the teacher's global feature separates the
 pseudo identities of level j -- the same self-training signal the student gets, aimed at the feature that
 is clustered. Its inputs are detached (the teacher's map has no gradient anyway, and F^Pj is detached), so
 this term moves only the FM and the student's objective stays exactly Eq. 10. It needs the teacher's map of
-the batch: one teacher forward (no grad) per step. ``lf2.w_fm = 0`` gives the paper's untrained FM.
+the batch: one teacher forward (no grad) per step. ``lf2_fmloss`` and ``lf2`` differ only by this term.
 (The paper's "Expert-j aligns f^Pj and φ^Pj" happens through the labels: f^Pj is trained with the labels
 clustered from φ^Pj.)
 
 Inference (hook ``test_net``): the teacher's map split into K stripes, pooled, concatenated with its global
 feature (each piece L2-normalised); the FM and the experts are not used. The global feature alone is logged
-at the last epoch as ``target_global``.
+at the last epoch as ``target_global``. ``lf2_base`` (Table II's "Baseline (only L^t_ReID)": no parts) is
+evaluated on the teacher's global feature alone.
 
 ``lf2_dcdfa`` adds DCDFA's channel-attention split, cross-domain recomposition and its three losses on the
 global feature (:class:`~reid_uda_lib.methods.dcdfa.DCDFAMethod`'s terms, with y_t = the level-0
@@ -51,6 +55,7 @@ from ..losses.lf2 import fusion_loss, lf2_cls_loss, lf2_total
 from ..models.lf2 import FM_MODES, ConcatFeatureNet, Experts, FusionModule, part_features
 from ..runtime.distributed import gather_shards, on_rank0, shard_bounds, world_size
 from ..core.loaders import test_loader
+from .activity import LN2
 from .base import (ClusterContext, EpochContext, EvalContext, LabelSets, StepContext, UDAMethod,
                    clustering_features)
 from .dcdfa import DCDFAMethod
@@ -67,6 +72,10 @@ def lf2_problems(cfg) -> list[str]:
         problems.append(f"lf2.fm_mode must be one of {FM_MODES}; got {c.fm_mode!r}")
     if c.cluster not in ("kmeans", "dbscan"):
         problems.append(f"lf2.cluster must be 'kmeans' or 'dbscan'; got {c.cluster!r}")
+    if not 0.0 <= c.label_smoothing < 1.0:
+        problems.append(f"lf2.label_smoothing must be in [0, 1) (Eq. 8's CE; 0 = plain CE); got {c.label_smoothing!r}")
+    if c.w_fm < 0:
+        problems.append(f"lf2.w_fm must be >= 0 (weight of the FM term of lf2_fmloss); got {c.w_fm!r}")
     if not problems:
         try:
             ks = level_n_clusters(c.n_clusters, c.num_parts + 1)
@@ -102,7 +111,7 @@ def level_features(teacher: nn.Module, student: nn.Module, fm: nn.Module | None,
     n = len(items)
     start, stop = shard_bounds(n) if n >= world_size() else (0, n)     # under torchrun: this process's shard
     try:
-        for img, *_ in tqdm(test_loader(list(items)[start:stop], cfg.data), desc="LF² level features", leave=False,
+        for img, *_ in tqdm(test_loader(list(items)[start:stop], cfg.data), desc="LF² level features", leave=True,
                             disable=not progress):
             img = img.to(device)
             t = teacher(img)
@@ -129,8 +138,10 @@ def level_features(teacher: nn.Module, student: nn.Module, fm: nn.Module | None,
 @dataclass(frozen=True)
 class LF2Method(UDAMethod):
     """LF² rows. ``fusion``: "fm" (Fusion Module), "split" (teacher stripes, no FM) or "none" (global level
-    only, no part losses); ``dcdfa``: add DCDFA's terms on the global feature (needs source batches)."""
+    only, no part losses); ``fm_loss``: add this project's Fusion-Module term w_fm·Σ_j L_FM^j (not in Eq. 10;
+    needs ``fusion="fm"``); ``dcdfa``: add DCDFA's terms on the global feature (needs source batches)."""
     fusion: str = "fm"
+    fm_loss: bool = False
     dcdfa: bool = False
     memory_bank: bool = False
     shared_terms: bool = False
@@ -154,6 +165,9 @@ class LF2Method(UDAMethod):
                              "(source_batches must equal dcdfa)")
         if not self.mean_net:
             raise ValueError(f"LF2Method '{self.name}': LF² needs the Mean-Net (the teacher, Eq. 4)")
+        if self.fm_loss and self.fusion != "fm":
+            raise ValueError(f"LF2Method '{self.name}': fm_loss trains the Fusion Module, which only "
+                             f"fusion='fm' has; got fusion={self.fusion!r}")
 
     @property
     def parts(self) -> bool:
@@ -188,7 +202,7 @@ class LF2Method(UDAMethod):
     def extra_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         cfg, lf = ctx.cfg, ctx.cfg.lf2
         out, y0 = ctx.out_t, ctx.y_t
-        l_cls = lf2_cls_loss(out["logits"][ctx.target_head], y0, cfg.loss.label_smoothing)
+        l_cls = lf2_cls_loss(out["logits"][ctx.target_head], y0, lf.label_smoothing)
         l_tri = batch_hard_triplet(out["f"], y0, margin=cfg.loss.triplet_margin)
         l_parts: list[torch.Tensor] = []
         if self.parts:
@@ -202,7 +216,7 @@ class LF2Method(UDAMethod):
                 keep = y[j + 1] >= 0
                 l_parts.append(softmax_triplet(f_parts[keep, j], y[j + 1][keep]))
         terms = lf2_total(l_cls, l_tri, l_parts, lf.alpha, lf.lam, lf.gamma)
-        if self.fusion == "fm" and lf.w_fm:
+        if self.fm_loss and lf.w_fm:
             if ctx.teacher is None or ctx.x_t is None:
                 raise ValueError(f"{self.name}: the Fusion Module's loss needs the teacher and the target "
                                  "images in the StepContext")
@@ -214,14 +228,28 @@ class LF2Method(UDAMethod):
             terms.update(self._dcdfa().extra_terms(ctx))
         return terms
 
+    def chance_values(self, cfg) -> dict[str, float]:
+        """The FM term (a softmax triplet per part, summed over the K parts) at K · ln 2, weighted; with DCDFA's
+        terms, theirs."""
+        out = self._dcdfa().chance_values(cfg) if self.dcdfa else {}
+        if self.fm_loss and cfg.lf2.w_fm > 0:
+            out["fm"] = cfg.lf2.w_fm * cfg.lf2.num_parts * LN2
+        return out
+
     def epoch_diagnostics(self, ctx: EpochContext) -> dict:
         return self._dcdfa().epoch_diagnostics(ctx) if self.dcdfa else {}
 
     def test_net(self, ctx: EvalContext) -> tuple[nn.Module, str]:
+        """The teacher's global + part features concatenated (sec. III-C); for the baseline, which has no
+        parts (Table II "Baseline (only L^t_ReID)"), its global feature alone."""
+        if not self.parts:
+            return ConcatFeatureNet(ctx.eval_net, global_only=True), "feat"
         return ConcatFeatureNet(ctx.eval_net, ctx.cfg.lf2.num_parts), "feat"
 
     def extra_evaluations(self, ctx: EvalContext) -> dict[str, nn.Module]:
-        out = {"global": ConcatFeatureNet(ctx.eval_net, global_only=True)}
+        """``global``: the teacher's global feature alone (the rows with parts); with DCDFA, its "b only"
+        (the global feature is already the pre-neck f′ that Table 2 compares b′ with)."""
+        out = {"global": ConcatFeatureNet(ctx.eval_net, global_only=True)} if self.parts else {}
         if self.dcdfa:
-            out.update(self._dcdfa().extra_evaluations(ctx))
+            out["b"] = self._dcdfa().extra_evaluations(ctx)["b"]
         return out

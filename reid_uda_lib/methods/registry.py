@@ -17,12 +17,17 @@ sbase                yes        yes          Table 1 Base+MB+Mean-Net (SBase)
 dcdfa_cid            yes        yes          Table 3 SBase + L_CID
 dcdfa_cid_rreid      yes        yes          Table 3 SBase + L_CID + L^b_RReID
 dcdfa_cid_domain     yes        yes          Table 3 SBase + L_CID + L_Domain
-dcdfa                yes        yes          Table 2/3 SBase + DCDFA (all three; also logs "b only")
+dcdfa                yes        yes          Table 2/3 SBase + DCDFA (all three; also logs Table 2's "b only"
+                                             and "f only", both before the BNNeck)
 sbase_dann           yes        yes          sec. 4.2.2 SBase + adversarial domain classifier [10]
-lf2_base             yes        no           LF² Table II Baseline (only L^t_ReID), target-only batches
+lf2_base             yes        no           LF² Table II Baseline (only L^t_ReID), target-only batches,
+                                             evaluated on the global feature (no parts)
 lf2_nofm             yes        no           LF² Table II "w/o FM": part levels from the teacher's stripes
-lf2                  yes        no           LF² (Eq. 5-10): Fusion Module levels, experts, part losses
-lf2_dcdfa            yes        no           LF² + DCDFA's terms on the global feature (source batches
+lf2                  yes        no           LF² (Eq. 5-10 as printed): Fusion Module levels, experts, part
+                                             losses; no loss reaches the FM (Eq. 10 has no term for it)
+lf2_fmloss           yes        no           this project: ``lf2`` + a term that trains the FM (lf2.w_fm);
+                                             the only difference from ``lf2``
+lf2_dcdfa            yes        no           ``lf2`` + DCDFA's terms on the global feature (source batches
                                              for the pairs only)
 oracle               yes        yes          the upper reference: SBase with the target's true identities
                                              as its labels (methods/oracle.py; needs a labelled target)
@@ -61,11 +66,16 @@ METHODS: dict[str, UDAMethod] = {
         DCDFAMethod("dcdfa", label="SBase+DCDFA (`dcdfa`)", cost=1.04, description="SBase + DCDFA: L_CID + L_Domain + L^b_RReID (DCDFA Tables 2-3)"),
         DANNMethod("sbase_dann", label="SBase+DANN (`sbase_dann`)", cost=1.1, description="SBase + gradient reversal + domain classifier on f (DANN)"),
         LF2Method("lf2_base", fusion="none", label="LF² baseline (`lf2_base`)", cost=0.81, description="LF² baseline: teacher-student, global k-means "
-                  "labels, L^t_ReID only (LF² Table II)"),
+                  "labels, L^t_ReID only, tested on the global feature (LF² Table II)"),
         LF2Method("lf2_nofm", fusion="split", label="LF² w/o FM (`lf2_nofm`)", cost=0.82, description="LF² without the Fusion Module: part levels "
                   "clustered from the teacher's stripes (LF² Table II)"),
+        # costs of lf2 (1.03) and lf2_dcdfa (1.34): measured when they had the FM term (now lf2_fmloss's); without
+        # it a step saves one no-grad teacher forward (not re-measured; the cost only orders the ladder's queue)
         LF2Method("lf2", fusion="fm", label="LF² (`lf2`)", cost=1.03, description="LF²: Fusion Module, multi-level k-means, experts, "
-                  "Eq. 10 (LF² Tables I-II)"),
+                  "Eq. 10 as printed: no term trains the FM (LF² Tables I-II)"),
+        LF2Method("lf2_fmloss", fusion="fm", fm_loss=True, label="LF² + FM term (`lf2_fmloss`)", cost=1.03,
+                  description="this project's addition: LF² + a softmax-triplet term that trains the Fusion "
+                  "Module (lf2.w_fm); otherwise the lf2 row"),
         LF2Method("lf2_dcdfa", fusion="fm", dcdfa=True, source_batches=True, label="LF²+DCDFA (`lf2_dcdfa`)",
                   cost=1.34, sections=("lf2", "dcdfa"),
                   description="LF² + DCDFA's split, recomposition, L_CID, L_Domain, L^b_RReID on f^P0"),

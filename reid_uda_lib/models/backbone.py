@@ -15,10 +15,11 @@ import torchvision
 from torch import nn
 
 from .maxpool import StemMaxPool2d
+from .mobilenet import MobileNetV2Backbone
 from .tiny import TinyBackbone
 from .weights import load_backbone_weights
 
-ARCHS = ("tiny", "resnet18", "resnet50")
+ARCHS = ("tiny", "resnet18", "resnet50", "mobilenet_v2")
 
 
 class ResNetBackbone(nn.Module):
@@ -43,6 +44,11 @@ class ResNetBackbone(nn.Module):
             setattr(self, name, getattr(net, name))
         self.out_channels = net.fc.in_features
 
+    @property
+    def last_block(self) -> nn.Module:
+        """The last block of ``layer4``: its output is the feature map that is pooled into f."""
+        return self.layer4[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
@@ -54,7 +60,12 @@ def build_backbone(arch: str, last_stride: int = 1, weights: Optional[str] = Non
         raise ValueError(f"model.arch must be one of {', '.join(ARCHS)}; got {arch!r}")
     if last_stride not in (1, 2):
         raise ValueError(f"model.last_stride must be 1 or 2; got {last_stride!r}")
-    backbone = TinyBackbone(last_stride) if arch == "tiny" else ResNetBackbone(arch, last_stride)
+    if arch == "tiny":
+        backbone = TinyBackbone(last_stride)
+    elif arch == "mobilenet_v2":
+        backbone = MobileNetV2Backbone(last_stride)
+    else:
+        backbone = ResNetBackbone(arch, last_stride)
     load_backbone_weights(backbone, weights, arch)
     return backbone
 
@@ -153,8 +164,8 @@ def build_model(cfg_model: Any, num_classes: int = 0) -> ReidNet:
 
     Parameters
     ----------
-    cfg_model : has ``arch`` ("tiny" | "resnet18" | "resnet50"), ``weights`` (None | "imagenet" | path
-        to a torchvision state dict) and ``last_stride`` (1 | 2).
+    cfg_model : has ``arch`` ("tiny" | "resnet18" | "resnet50" | "mobilenet_v2"), ``weights`` (None |
+        "imagenet" | path to a torchvision state dict) and ``last_stride`` (1 | 2).
     num_classes : > 0 creates the ``"source"`` head with that many identities.
     """
     for field in ("arch", "weights", "last_stride"):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FM_MODES = ("add", "mul")
+FM_MODES = ("add", "mul", "mul_outside")
 
 
 def part_features(fmap: torch.Tensor, num_parts: int = 2) -> torch.Tensor:
@@ -37,21 +37,25 @@ def fusion_map(phi0_map: torch.Tensor, f_part: torch.Tensor, mlp_out: torch.Tens
     phi0_map : (B, C, H, W) the teacher's global map Φ^P0.
     f_part : (B, C) the student's pooled stripe F^Pj.
     mlp_out : (B, C) MLP(F^Pj) = W2 ReLU(W1 F^Pj).
-    mode : how the residual enters the attention Z^Pj -- Eq. 5's lines disagree:
+    mode : how F^Pj enters the gate -- the text and Eq. 5's lines give three readings:
 
-        * ``"add"`` (default): Z = MLP(F) + F. Sec. III-C says the residual structure (the red line of
-          Fig. 3) "aggregate[s] F^Pj and the output of MLP to obtain the attention map Z^Pj", and a
-          residual connection is an addition (He et al.); line 1 of Eq. 5, Φ = σ(Z) ⊗ Φ^P0, then holds.
-        * ``"mul"``: Z = MLP(F) ⊗ F, the literal line 2 of Eq. 5, σ(MLP(F) ⊗ F) ⊗ Φ^P0. (Line 3,
-          σ(MLP(F)) ⊗ F ⊗ Φ^P0, moves F outside the sigmoid and contradicts line 1's σ(Z); not offered.)
+        * ``"add"`` (default): σ(Z) ⊗ Φ^P0 with Z = MLP(F) + F. Sec. III-C says the residual structure (the
+          red line of Fig. 3) "aggregate[s] F^Pj and the output of MLP to obtain the attention map Z^Pj", and
+          a residual connection is an addition (He et al.); line 1 of Eq. 5, Φ = σ(Z) ⊗ Φ^P0, then holds.
+          The default: the prose and Fig. 3 both describe it, and line 1 of Eq. 5 holds for it.
+        * ``"mul"``: σ(MLP(F) ⊗ F) ⊗ Φ^P0, the literal line 2 of Eq. 5 (Z = MLP(F) ⊗ F).
+        * ``"mul_outside"``: σ(MLP(F)) ⊗ F ⊗ Φ^P0, the literal line 3 of Eq. 5 (F outside the sigmoid; the
+          per-channel factor σ(MLP(F)) · F is not a σ(Z) as line 1 writes it, and is not bounded by 1).
     """
     if mode == "add":
-        z = mlp_out + f_part
+        gate = torch.sigmoid(mlp_out + f_part)
     elif mode == "mul":
-        z = mlp_out * f_part
+        gate = torch.sigmoid(mlp_out * f_part)
+    elif mode == "mul_outside":
+        gate = torch.sigmoid(mlp_out) * f_part
     else:
         raise ValueError(f"fusion_map: mode must be one of {FM_MODES}; got {mode!r} (config lf2.fm_mode)")
-    return torch.sigmoid(z)[:, :, None, None] * phi0_map
+    return gate[:, :, None, None] * phi0_map
 
 
 class FusionModule(nn.Module):

@@ -62,6 +62,11 @@ class TinyBackbone(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    @property
+    def last_block(self) -> nn.Module:
+        """The last block of ``layer4`` (as for a ResNet)."""
+        return self.layer4[-1]
+
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))

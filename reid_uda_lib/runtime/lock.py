@@ -1,7 +1,8 @@
 """One writer per run folder: an exclusive lock file ``<run>/.lock`` (pid, host, start time).
 
 Taken before the first write of a training stage, released when the stage finishes or raises
-(:func:`release_on_error`) and at process exit.
+(:func:`release_on_error`) and at process exit. The folders the stage created for it (``created``) are removed
+on release when nothing was written into them: a refused or interrupted stage leaves no empty run folder.
 A lock left by a dead process on this host (a SIGKILL, a crashed kernel) is taken over with a message; a
 lock held by the current process (a notebook cell re-run after an error) is simply re-taken. A lock of a
 live process, or of another host, is refused with :class:`RunLockedError`.
@@ -15,7 +16,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 LOCK_NAME = ".lock"
 _HELD: dict[Path, "RunLock"] = {}
@@ -36,11 +37,13 @@ def _alive(pid: int) -> bool:
 
 
 class RunLock:
-    """``RunLock(folder).acquire()`` ... ``release()``; the folder must exist."""
+    """``RunLock(folder).acquire()`` ... ``release()``; the folder must exist. ``created``: the folders made for
+    this stage (deepest first), removed on release while they are empty."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, created: Iterable[str | Path] = ()):
         self.path = Path(folder) / LOCK_NAME
         self.held = False
+        self.created = [Path(d) for d in created]
 
     def _read(self) -> dict:
         try:
@@ -95,6 +98,11 @@ class RunLock:
         if self.held:
             if self._read().get("pid") == os.getpid():
                 self.path.unlink(missing_ok=True)
+                for folder in self.created:         # deepest first; stop at the first that holds something
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
             self.held = False
             _HELD.pop(self.path, None)
 

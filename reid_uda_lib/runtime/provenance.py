@@ -1,8 +1,10 @@
 """Run identity: what made a checkpoint, recorded in it and compared on every reuse.
 
 A checkpoint records its *identity*: the stage, the seed, every config field that changes training (the
-whole config minus :data:`RESUMABLE_FIELDS`) and the datasets it read (root, images and identities per
-split, a hash of the sorted file list). Reusing a run folder (``--resume``, the automatic reuse of
+whole config minus :data:`RESUMABLE_FIELDS`) and the datasets it read, by name and content, not by where they
+are mounted (images and identities per split, a hash of the sorted file list, a hash of the training files'
+sizes and sampled contents: :func:`dataset_identity`), so a dataset folder moved or copied elsewhere (a Drive folder
+mounted at another path) is the same data. Reusing a run folder (``--resume``, the automatic reuse of
 ``OUT/pretrain``, ``resume="auto"``) compares the stored identity with the asked one *before anything is
 written* and refuses a mismatch with :class:`RunIdentityError`, which lists each differing field
 (``seed: 0 in the checkpoint, 5 asked``), unless ``override_identity=True`` (CLI ``--override-identity``).
@@ -61,18 +63,65 @@ def config_identity(cfg_dict: Mapping[str, Any], ignore: Iterable[str] = ()) -> 
     return {k: v for k, v in flatten(cfg_dict).items() if not _ignored(k, ignore)}
 
 
+#: Training files whose bytes enter ``content_sha256`` (evenly spaced in the sorted list); every one's size does.
+CONTENT_SAMPLE = 128
+#: Data identity fields of older checkpoints that are no longer compared (the root: where the data is mounted).
+LEGACY_DATA_FIELDS = frozenset({"root"})
+
+
 def dataset_identity(ds) -> dict[str, Any]:
-    """Root, images and identities per split, and a sha256 of the sorted ``(file, pid, camid)`` list."""
-    out: dict[str, Any] = {"root": os.path.abspath(str(ds.root))}
-    h = hashlib.sha256()
+    """What identifies the data a run read, wherever it is mounted: images and identities per split,
+    ``files_sha256`` (a sha256 of the sorted ``(split, file name, pid, camid)`` list) and ``content_sha256`` (a
+    sha256 of every training file's size and of the bytes of :data:`CONTENT_SAMPLE` of them: what the weights are
+    fitted to; a repaired query or gallery image only changes the evaluation, which a resumed run redoes). The
+    root path is not part of it: a copied or moved folder is the same data, another folder with the same file
+    names is not. Computed once per dataset object and file list."""
+    names = hashlib.sha256()
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for split in ("train", "query", "gallery"):
+        # sorted by path: within a split every path has the same root, so the order is the relative paths'
+        # (the hash is the one older checkpoints recorded)
+        rows[split] = []
+        for path, pid, cam in sorted((str(p), int(i), int(c)) for p, i, c in getattr(ds, split)):
+            name = path.rsplit('/', 1)[-1]
+            names.update(f"{split}\0{name}\0{pid}\0{cam}\n".encode())
+            rows[split].append((name, path))
+    key = names.hexdigest()
+    cache = getattr(ds, "__dict__", {}).get("_identity_cache")
+    if cache is not None and cache[0] == key:
+        return dict(cache[1])
+    out: dict[str, Any] = {}
     for split in ("train", "query", "gallery"):
         items = getattr(ds, split)
         out[f"{split}_images"] = len(items)
         out[f"{split}_ids"] = len({p for _, p, _ in items})
-        for path, pid, cam in sorted((str(p), int(i), int(c)) for p, i, c in items):
-            h.update(f"{split}\0{path.rsplit('/', 1)[-1]}\0{pid}\0{cam}\n".encode())
-    out["files_sha256"] = h.hexdigest()[:16]
+    out["files_sha256"] = key[:16]
+    out["content_sha256"] = _content_sha256(rows["train"])
+    try:
+        ds._identity_cache = (key, dict(out))
+    except AttributeError:                      # a frozen or slotted stand-in: computed every time
+        pass
     return out
+
+
+def _content_sha256(files: list[tuple[str, str]]) -> str:
+    """sha256 over each ``(name, path)``'s name and size and the bytes of up to :data:`CONTENT_SAMPLE` of them
+    (evenly spaced); a file that cannot be read counts as absent (the image checks name it)."""
+    h = hashlib.sha256()
+    step = max(1, -(-len(files) // CONTENT_SAMPLE))
+    for k, (name, path) in enumerate(files):
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = -1
+        h.update(f"{name}\0{size}\n".encode())
+        if k % step == 0 and size >= 0:
+            try:
+                with open(path, "rb") as fh:
+                    h.update(hashlib.sha256(fh.read()).digest())
+            except OSError:
+                pass
+    return h.hexdigest()[:16]
 
 
 #: Stands for an init checkpoint that does not exist yet (a pipeline checks every stage folder before its
@@ -134,7 +183,8 @@ def differences(saved: Mapping[str, Any], asked: Mapping[str, Any],
 
     A field the checkpoint does not know (added to the config after it was written) is accepted when it is
     asked at its default value (``defaults``, flattened). Old checkpoints without a recorded dataset
-    identity are compared on the config only.
+    identity are compared on the config only; a recorded one is compared on the fields it has, except the
+    root path older checkpoints recorded (:data:`LEGACY_DATA_FIELDS`): a moved dataset is the same data.
     """
     defaults = defaults or {}
     diffs = []
@@ -159,6 +209,8 @@ def differences(saved: Mapping[str, Any], asked: Mapping[str, Any],
         for role in sorted(set(s_data) | set(a_data)):
             s, a = s_data.get(role) or {}, a_data.get(role) or {}
             for key in sorted(set(s) | set(a)):
+                if key in LEGACY_DATA_FIELDS or (s and a and key not in s):   # where it was; newer fields
+                    continue
                 if s.get(key) != a.get(key):
                     diffs.append(f"{role} data {key}: {_fmt(s.get(key))} in the checkpoint, {_fmt(a.get(key))} asked")
     return diffs

@@ -1,15 +1,17 @@
 """The run directory: config, metrics log, checkpoint, summary and figures of one training stage.
 
-    <run>/config.json      the full configuration
+    <run>/config.json      the full configuration (written with each checkpoint, so it always describes one)
     <run>/metrics.jsonl    one record per epoch (losses, lr, mAP/CMC, pseudo-label quality)
     <run>/checkpoint.pt    the latest complete epoch (atomic; enough to resume exactly) and the run identity
     <run>/summary.json     final metrics
     <run>/figures/         curves.png
     <run>/.lock            while a process writes into the folder (pid, host, start time)
 
-Everything that can refuse a reuse (an existing checkpoint without ``resume``, another identity, a lock held
-by another process) is checked before the first byte is written. A stage that is already complete (its last
-epoch checkpointed, evaluated and logged, ``summary.json`` written) is reused **read-only**: no lock is taken
+Everything that can refuse a reuse (an existing checkpoint without ``resume``, ``resume=True`` without one,
+another identity, a lock held by another process) is checked before the first byte is written, and a stage
+that stops before its first checkpoint (a refusal, an error, Ctrl-C) leaves nothing behind: the folders it
+created are removed with its lock (:class:`~reid_uda_lib.runtime.lock.RunLock`). A stage that is already
+complete (its last epoch checkpointed, evaluated and logged, ``summary.json`` written) is reused **read-only**: no lock is taken
 and nothing is written, so several processes can start from the same finished stage at once (the ladder's
 rows, two notebooks on one run folder).
 """
@@ -34,10 +36,11 @@ class RunDir:
     def __init__(self, out_dir: str | Path, stage: str, cfg: Config, resume: bool | str,
                  datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False,
                  init: Optional[str | Path] = None, ignore: Iterable[str] = ()):
-        """``resume``: False (refuse to touch an existing checkpoint), True (continue it; warn if there is
-        none: the CLI's ``--resume``) or ``"auto"`` (continue it if present, else start fresh, quietly; used
-        by the pipeline and the notebooks). One plain line says what happened: "reused <run>, made by preset
-        ci, seed 0" or "continuing <run> from epoch N of M" here, "trained <run> (...)" in :meth:`finish`.
+        """``resume``: False (refuse to touch an existing checkpoint), True (continue it; an error when there is
+        none, e.g. a typo in the folder: the CLI's ``--resume``) or ``"auto"`` (continue it if present, else
+        start fresh, quietly; the CLI's ``--resume auto``, the pipeline and the notebooks). One plain line says
+        what happened: "reused <run>, made by preset ci, seed 0" or "continuing <run> from epoch N of M" here,
+        "trained <run> (...)" in :meth:`finish`.
 
         ``datasets`` (``{"source": ds, "target": ds}``) enter the run identity; a checkpoint made with
         another identity is refused unless ``override_identity``. ``init``: the checkpoint the stage starts
@@ -82,14 +85,13 @@ class RunDir:
         if self._reuse_read_only(resume, override_identity):
             print(self._resume_line(), flush=True)
             return True, None
+        created = _missing_dirs(self.root)      # removed again if the stage stops before writing anything
         self.root.mkdir(parents=True, exist_ok=True)
-        self.lock = RunLock(self.root).acquire()
+        self.lock = RunLock(self.root, created=created).acquire()
         try:
             self.log = MetricsLog(self.root / "metrics.jsonl")
             self.resume_state = check_reuse(self.root, self.stage, self.cfg, resume, self.identity,
                                             override_identity, self.ignore)
-            if self.resume_state is None and resume is True:
-                warnings.warn(f"--resume given but {self.checkpoint} does not exist yet: starting from epoch 0")
             self.start_epoch = self.resume_state["epoch"] + 1 if self.resume_state else 0
             records = self.log.read()            # a torn last line is dropped here, with a warning
         except BaseException:
@@ -110,8 +112,7 @@ class RunDir:
         if saved is not None and not any(r.get("stage") == self.stage and r.get("epoch") == saved.get("epoch")
                                          for r in records):
             pending = dict(saved)           # checkpoint written, evaluation/log of that epoch not done
-        if self.resume_state is None:           # a resumed run's config.json changes with its next checkpoint
-            atomic_write_text(self.root / "config.json", self.cfg.to_json())
+        # config.json is written with each checkpoint (save): a run that never checkpoints leaves none
         return self.resume_state is not None, pending
 
     def _reuse_read_only(self, resume: bool | str, override_identity: bool) -> bool:
@@ -254,6 +255,36 @@ class RunDir:
 
 
 
+def interrupted_line(stage: str | Path, earlier: Optional[str | Path] = None) -> str:
+    """The one line the CLI says on Ctrl-C: the checkpoint ``stage`` (a run folder) can be resumed from and the
+    command that does it; ``earlier``: the folder of a stage that runs before it (``train``'s pretraining)."""
+    stage, ckpt = Path(stage), Path(stage) / "checkpoint.pt"
+    if ckpt.is_file():
+        return (f"interrupted: {stage} can be resumed from {ckpt} ({_epochs_done(ckpt)}): run the same command with "
+                "--resume")
+    if earlier is not None and (Path(earlier) / "checkpoint.pt").is_file():
+        return (f"interrupted before the first checkpoint of {stage}; the pretraining in {earlier} is kept "
+                f"({_epochs_done(Path(earlier) / 'checkpoint.pt')}): run the same command again (with or without "
+                "--resume) to continue from it")
+    return f"interrupted before the first checkpoint of {stage}: nothing was kept; run the same command again"
+
+
+def _epochs_done(checkpoint: Path) -> str:
+    try:
+        return f"{int(load_checkpoint(checkpoint)['epoch']) + 1} epoch(s) done"
+    except BaseException:          # a second Ctrl-C, an unreadable file: the path alone is said
+        return "its last complete epoch"
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first (what ``mkdir(parents=True)`` creates)."""
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
 def _log_intact(path: Path) -> bool:
     """The metrics log exists and ends with a complete line (a kill during an append leaves a torn one)."""
     try:
@@ -267,11 +298,16 @@ def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str
                 override_identity: bool = False, ignore: Iterable[str] = ()) -> Optional[dict[str, Any]]:
     """Read-only check that ``out_dir`` may be used for this stage; return the checkpoint to resume (or None).
 
-    Raises ``FileExistsError`` for a checkpoint without ``resume``, :class:`CheckpointError` for another
-    stage or model, :class:`~reid_uda_lib.runtime.provenance.RunIdentityError` for other settings or data.
+    Raises ``FileExistsError`` for a checkpoint without ``resume``, ``FileNotFoundError`` for ``resume=True``
+    without a checkpoint, :class:`CheckpointError` for another stage or model,
+    :class:`~reid_uda_lib.runtime.provenance.RunIdentityError` for other settings or data.
     """
     checkpoint = Path(out_dir) / "checkpoint.pt"
     if not checkpoint.exists():
+        if resume is True:
+            raise FileNotFoundError(
+                f"nothing to resume in {out_dir}: {checkpoint} does not exist (a typo in --out?); pass --resume "
+                "auto (resume='auto') to continue a checkpoint when there is one and start fresh otherwise")
         return None
     if not resume:
         raise FileExistsError(

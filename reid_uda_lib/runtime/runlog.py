@@ -84,4 +84,11 @@ def format_record(record: dict) -> str:
     p = record.get("probe")
     if isinstance(p, dict) and "domain_acc_b" in p:
         parts.append(f"domain acc f/b/e {p['domain_acc_f']:.2f}/{p['domain_acc_b']:.2f}/{p['domain_acc_e']:.2f}")
+    if isinstance(p, dict) and "tau" in p:
+        parts.append(f"tau {p['tau']:.3f}")
+    a = record.get("activity")
+    if isinstance(a, dict) and a:
+        parts.append(" ; ".join(f"{name} {v['value']:.3f} vs chance {v['chance']:.3f}"
+                                + (f" ({100 * v['grad_share']:.0f}% of the grad)" if "grad_share" in v else "")
+                                + (" AT CHANCE" if v.get("at_chance") else "") for name, v in a.items()))
     return " | ".join(parts)

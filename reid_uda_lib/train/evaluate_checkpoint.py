@@ -9,7 +9,7 @@ from ..data import ReidDataset
 from ..models import build_model
 from ..utils import resolve_device
 from ..core.bn_stats import refresh_bn_stats
-from ..runtime.checkpoint import load_checkpoint
+from ..runtime.checkpoint import load_checkpoint, load_weights
 from ..core.features import evaluate_model
 from ..methods.base import EvalContext
 from ..methods.registry import METHODS
@@ -32,7 +32,7 @@ def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = F
     weights = state["mean_net"]["module"] if "mean_net" in state else state["model"]
     n_classes = weights["classifiers.source.weight"].shape[0] if "classifiers.source.weight" in weights else 0
     model = build_model(cfg.model, num_classes=n_classes).to(dev)
-    model.load_state_dict(weights)
+    load_weights(model, weights, path)
     if cross_camera_only is None:
         cross_camera_only = cfg.evaluation.cross_camera_only
     net, key = model, "bn"
@@ -40,7 +40,8 @@ def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = F
         method = METHODS[state["method"]]
         extra = method.extra_modules(model, cfg).to(dev)
         if len(extra.state_dict()):
-            extra.load_state_dict(state["mean_extra"]["module"] if "mean_extra" in state else state["extra"])
+            load_weights(extra, state["mean_extra"]["module"] if "mean_extra" in state else state["extra"], path,
+                         "method-module")
         net, key = method.test_net(EvalContext(model, extra.eval(), cfg))
     if target_bn is not None:
         refresh_bn_stats(net, target_bn, cfg.data, dev, progress=progress)

@@ -49,7 +49,7 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     Under ``torchrun`` the processes share each global batch (:mod:`reid_uda_lib.runtime.distributed`); only
     rank 0 writes. ``model.bn_samples`` sets the BatchNorm groups (:mod:`reid_uda_lib.models.bn_groups`).
     """
-    check_start(cfg, "pretrain", target)
+    check_start(cfg, "pretrain", target, source, init=init)
     ddp.init_distributed(cfg.device)
     progress = progress and ddp.is_main()
     require_role(source, "source")
@@ -91,7 +91,7 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
         model.train()
         loader.sampler.set_epoch(epoch)
         meter = RunningMean()
-        bar = tqdm(loader, desc=f"pretrain {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        bar = tqdm(loader, desc=f"pretrain {epoch + 1}/{epochs}", leave=True, disable=not progress)
         for it, batch in enumerate(bar):
             img, pid, _, _ = to_device(batch, device)
             # under torchrun: the outputs and labels of the global batch (every process the same loss)

@@ -47,6 +47,7 @@ from ..runtime.provenance import INIT_PENDING
 from ..core.loaders import num_batches_for, to_device, train_loader
 from ..core.bn_stats import TargetBNStats, bn_subset
 from ..runtime.lock import release_on_error
+from ..methods.activity import stuck_terms, term_activity
 from ..methods.base import ClusterContext, EpochContext, EvalContext
 from ..methods.registry import get_method
 from ..runtime.rundir import RunDir
@@ -63,13 +64,14 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     ``init_checkpoint`` is a pretraining (or earlier UDA) checkpoint; it is ignored when resuming a run
     from ``<out_dir>/checkpoint.pt``. Returns the summary (final target metrics, last label quality).
     """
-    check_start(cfg, "uda", target)
+    check_start(cfg, "uda", target, source, init=init_checkpoint)
     ddp.init_distributed(cfg.device)
     progress = progress and ddp.is_main()
     require_role(source, "source")
     require_role(target, "target", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
     method = get_method(cfg.uda.method)
+    chances = method.chance_values(cfg)     # the method's own terms, reported against chance every epoch
     # the init checkpoint is part of the run's identity: a row trained from another (retrained) pretraining
     # is refused; resuming without naming it (or after it was deleted) keeps the recorded one
     init_ident = init_checkpoint if init_checkpoint is not None and Path(init_checkpoint).is_file() \
@@ -180,12 +182,14 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
             target_bn.invalidate()                      # the Mean-Net copies the student's buffers at each step
         meter = RunningMean()
         bar = tqdm(batches, total=n_batches, desc=f"{method.name} {epoch + 1}/{epochs}",
-                   leave=False, disable=not progress)
+                   leave=True, disable=not progress)
         for it, (b_s, b_t) in enumerate(bar):
             x_s, y_s, _, _ = to_device(b_s, device) if b_s is not None else (None, None, None, None)
             x_t, y_t, _, idx_t = to_device(b_t, device)
+            probe = model.backbone.last_block if it == n_batches - 1 and chances else None
             terms = train_step(parts, x_s, y_s, x_t, y_t, idx_t, step, epoch,
-                               check=lambda t: check_finite(t, method.name, epoch, it, step, str(run.checkpoint)))
+                               check=lambda t: check_finite(t, method.name, epoch, it, step, str(run.checkpoint)),
+                               grad_probe=probe)
             step += 1
             meter.add(terms)
             bar.set_postfix({"loss": f"{sum(meter.means().values()):.3f}"})
@@ -193,6 +197,9 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         # 5. checkpoint, then evaluate (a failing evaluation never costs the epoch just trained)
         record = {"stage": "uda", "method": method.name, "epoch": epoch, "step": step,
                   "lr": optimizer.param_groups[0]["lr"], **meter.means(), "cluster": quality}
+        if chances:                     # each paper term beside its chance value, its share of the gradient
+            record["activity"] = term_activity(meter.means(), chances, parts.grad_norms)
+            parts.grad_norms = None
         if len(sets.labels) > 1:        # per-level quality + agreement of each level with level 0
             record["levels"] = level_report(sets.labels, sets.names, true_ids)
         # The target head is rebuilt from fresh clusters at the next epoch: drop it (and its optimiser
@@ -212,10 +219,16 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
 
     if not record:
         record = run.last_record()
+    elif run.log is not None:          # trained now: name a term that never left its chance value
+        for name in stuck_terms(r for r in run.log.read() if r.get("stage") == "uda"):
+            print(f"warning: {method.name}: the term '{name}' stayed at its chance value "
+                  f"({chances.get(name, float('nan')):.3f}) in every epoch: it taught the network nothing in "
+                  "this run (docs/methods.md, 'Is a term active?')", flush=True)
     extra_eval = {k[len("target_"):]: v for k, v in record.items() if k.startswith("target_")}
     return run.finish({"stage": "uda", "method": method.name, "checkpoint": str(run.checkpoint),
                        "epochs": epochs, "target": record.get("target"), "cluster": record.get("cluster"),
-                       "extra_eval": extra_eval, "probe": record.get("probe")})
+                       "extra_eval": extra_eval, "probe": record.get("probe"),
+                       "activity": record.get("activity")})
 
 
 def _class_means(feats: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ from ..models.bn_groups import apply_layout, domain_layout, invert_layout, layou
 from ..runtime import distributed as ddp
 from ..runtime.amp import Precision
 from ..core.training import supervised_terms
+from ..methods.activity import gradient_norms
 from ..methods.base import StepContext, UDAMethod
 
 TARGET_HEAD = "target"
@@ -43,6 +44,7 @@ class UDAParts:
     labels: Optional[torch.Tensor] = None   # (L, N_target) labels of every level, set by the loop each epoch
     bn_samples: int = 0                     # images per BatchNorm group of this process's forward (0: all)
     precision: Optional[Precision] = None   # mixed precision (runtime/amp.py); None: float32
+    grad_norms: Optional[dict] = None       # each term's gradient norm at the probed module, last probed step
 
 
 def split_outputs(out: dict, n: int) -> tuple[dict, dict]:
@@ -100,16 +102,21 @@ def compute_terms(p: UDAParts, x_s: Optional[torch.Tensor], y_s: Optional[torch.
 
 def train_step(p: UDAParts, x_s: torch.Tensor, y_s: torch.Tensor, x_t: torch.Tensor, y_t: torch.Tensor,
                idx_t: torch.Tensor, step: int = 0, epoch: int = 0,
-               check: Optional[Callable[[dict], None]] = None) -> dict[str, torch.Tensor]:
+               check: Optional[Callable[[dict], None]] = None,
+               grad_probe: Optional[nn.Module] = None) -> dict[str, torch.Tensor]:
     """Forward, loss terms, ``check(terms)`` (the NaN guard), backward, optimiser step, then the Mean-Net
     (EMA of the backbone and of the method's modules) and memory-bank updates. Returns the terms.
     With ``p.precision`` (config ``amp``) the forward and the terms run under autocast and the backward /
-    step go through its gradient scaler (fp16)."""
+    step go through its gradient scaler (fp16). ``grad_probe``: a module (the backbone's last block) at which
+    each term's gradient norm is measured before the backward, into ``p.grad_norms``
+    (:func:`~reid_uda_lib.methods.activity.gradient_norms`; the step itself is unchanged)."""
     prec = p.precision or FLOAT32
     with prec.autocast():
         terms, out_s, out_t = compute_terms(p, x_s, y_s, x_t, y_t, step, epoch, idx_t)
     if check is not None:
         check(terms)
+    if grad_probe is not None:
+        p.grad_norms = gradient_norms(terms, grad_probe)
     p.optimizer.zero_grad(set_to_none=True)
     loss = sum(terms.values())
     prec.backward(loss)

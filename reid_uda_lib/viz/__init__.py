@@ -14,6 +14,7 @@ module                 figures
 :mod:`.clusters`       pseudo-label quality per round, cluster sizes, a cluster's gallery, LF² agreement
 :mod:`.recompose`      DCDFA's pairs and the similarities inside their L_CID set
 :mod:`.ranking`        ranked lists (true matches green, false red) and the "what changed" comparison
+:mod:`.images`         a contact sheet of a split: one row per person, its id and each image's camera
 =====================  ==========================================================================
 """
 from .attention import channel_split, plot_channel_attention, plot_fusion_gates, plot_fusion_maps
@@ -23,7 +24,7 @@ from .clusters import (cluster_impostors, pick_cluster, plot_agreement, plot_clu
 from .curves import plot_curves
 from .embed import embed_2d, plot_embeddings
 from .figure import NotebookFigure, new_figure, save_figure
-from .images import denormalize, load_images
+from .images import denormalize, load_images, plot_contact_sheet
 from .recompose import plot_pair_similarities
 from .ranking import average_precisions, most_changed, plot_ranked_lists, plot_what_changed, ranked
 
@@ -31,5 +32,5 @@ __all__ = ["plot_curves", "NotebookFigure", "new_figure", "save_figure", "embed_
            "EmbeddingSimilarity", "embeddings", "grad_cam", "overlay", "plot_cams", "target_layer",
            "channel_split", "plot_channel_attention", "plot_fusion_gates", "plot_fusion_maps",
            "cluster_impostors", "pick_cluster", "plot_agreement", "plot_cluster_gallery", "plot_cluster_sizes",
-           "plot_label_quality", "denormalize", "load_images", "average_precisions", "most_changed",
-           "plot_ranked_lists", "plot_what_changed", "ranked", "plot_pair_similarities"]
+           "plot_label_quality", "denormalize", "load_images", "plot_contact_sheet", "average_precisions",
+           "most_changed", "plot_ranked_lists", "plot_what_changed", "ranked", "plot_pair_similarities"]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .figure import NotebookFigure, new_figure, save_figure
+from .figure import NotebookFigure, legend_below, new_figure, save_figure
 from .images import denormalize, show_image
 
 DOMAIN_COLOURS = {"source": "#4575b4", "target": "#d73027"}
@@ -51,7 +51,7 @@ def plot_channel_attention(m: Mapping[str, Mapping[str, object]], threshold: flo
     """
     if not m:
         raise ValueError("plot_channel_attention needs at least one model's attention")
-    fig = new_figure(figsize=(10, 2.8 * len(m)))
+    fig = new_figure(figsize=(10, 3.4 * len(m)))
     axes = np.atleast_2d(fig.subplots(len(m), 2, squeeze=False))
     for r, (name, doms) in enumerate(m.items()):
         split = channel_split(doms["source"], doms["target"], threshold)
@@ -64,12 +64,10 @@ def plot_channel_attention(m: Mapping[str, Mapping[str, object]], threshold: flo
         ax_h.set(xlabel="m(F) value", ylabel="density", title=f"{name}: distribution of m(F)")
         ax_c.axhline(threshold, color="k", ls=":", lw=1)
         ax_c.axvspan(-0.5, len(split["to_b"]) - 0.5, color="#1a9850", alpha=0.08)
-        ax_c.set(xlabel="channel (sorted by mean m)", ylabel="mean m per channel", ylim=(0, 1),
-                 title=f"{name}: {len(split['to_b'])} of {len(split['mean'])} channels mostly to b "
-                       f"(mean m > {threshold:g}), the rest to e")
-        for ax in (ax_h, ax_c):
-            ax.legend(fontsize=7)
-            ax.title.set_fontsize(8)
+        ax_c.set(xlabel="channel (sorted by mean m)", ylabel=f"mean m (> {threshold:g}: to b)", ylim=(0, 1),
+                 title=f"{name}: {len(split['to_b'])} of {len(split['mean'])} channels to b")
+        legend_below(ax_h)                   # the histograms fill their panel
+        ax_c.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -89,7 +87,7 @@ def plot_fusion_gates(gates, title: str = "", path: str | Path | None = None) ->
         raise ValueError(f"plot_fusion_gates expects gates (B, K, C); got shape {g.shape}")
     mean, std = g.mean(0), g.std(0)
     order = np.argsort(-mean[0], kind="stable")
-    fig = new_figure(figsize=(10, 3))
+    fig = new_figure(figsize=(10, 3.6))
     ax_c, ax_h = fig.subplots(1, 2)
     x = np.arange(g.shape[2])
     for j in range(g.shape[1]):
@@ -101,9 +99,8 @@ def plot_fusion_gates(gates, title: str = "", path: str | Path | None = None) ->
     ax_c.set(xlabel="channel (sorted by part 1's mean gate)", ylabel="gate σ(Z) (mean ± std over images)",
              ylim=(0, 1), title="Fusion Module attention per channel")
     ax_h.set(xlabel="gate value", ylabel="density", title="distribution of the gates")
-    for ax in (ax_c, ax_h):
-        ax.legend(fontsize=7)
-        ax.title.set_fontsize(9)
+    legend_below(ax_c)
+    legend_below(ax_h)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

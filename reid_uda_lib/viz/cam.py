@@ -81,11 +81,13 @@ def reid_net(net: nn.Module) -> nn.Module:
 
 
 def target_layer(net: nn.Module) -> nn.Module:
-    """The last block of the backbone's last stage (``backbone.layer4[-1]``) of ``net`` or of the net it wraps."""
+    """The backbone's last block (``backbone.last_block``: ResNet ``layer4[-1]``, MobileNetV2's last conv) of
+    ``net`` or of the net it wraps."""
     backbone = reid_net(net).backbone
-    if not hasattr(backbone, "layer4"):
-        raise ValueError(f"{type(backbone).__name__} has no layer4: Grad-CAM needs a ResNet-like backbone")
-    return backbone.layer4[-1]
+    if not hasattr(backbone, "last_block"):
+        raise ValueError(f"{type(backbone).__name__} has no last_block: Grad-CAM needs the module whose output "
+                         "is the pooled feature map")
+    return backbone.last_block
 
 
 def embeddings(net: nn.Module, images: torch.Tensor, key: str = "bn") -> torch.Tensor:

@@ -13,10 +13,11 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from ..data.image_dataset import read_image
-from .figure import NotebookFigure, new_figure, save_figure
+from .figure import NotebookFigure, legend_below, new_figure, save_figure
 from .images import BAD, GOOD, show_image
 
 QUALITY_KEYS = ("nmi", "ari", "purity", "n_clusters", "outlier_ratio")
+_FRACTIONS = ("nmi", "ari", "purity", "outlier_ratio")
 _NAMES = {"nmi": "NMI", "ari": "ARI", "purity": "purity", "n_clusters": "# clusters", "outlier_ratio": "outliers"}
 
 
@@ -25,24 +26,44 @@ def plot_label_quality(runs: Mapping[str, Sequence[dict]], keys: Sequence[str] =
                        ) -> NotebookFigure:
     """Pseudo-label quality per round, one line per method: ``runs`` = ``{method: metrics.jsonl records}``.
 
-    One panel per key of ``record["cluster"]`` (NMI, ARI, purity, number of clusters, outlier ratio);
-    ``n_true_ids`` draws the true number of identities on the # clusters panel.
+    One panel per key of ``record["cluster"]`` (NMI, ARI, purity, number of clusters, outlier ratio), at most
+    three per row, and the legend in a slot of its own (never over a curve). Fractions are drawn on [0, 1] and
+    counts from 0, so that a change of 0.01 does not look like a trend. ``n_true_ids`` draws the true number
+    of identities on the # clusters panel.
     """
     usable = {m: [r for r in recs if isinstance(r.get("cluster"), dict)] for m, recs in runs.items()}
     usable = {m: r for m, r in usable.items() if r}
     if not usable:
         raise ValueError("plot_label_quality: no record has a 'cluster' entry (pass the metrics.jsonl records "
                          "of UDA runs)")
-    fig = new_figure(figsize=(2.6 * len(keys), 2.7))
-    axes = np.atleast_1d(fig.subplots(1, len(keys)))
+    ncols = min(3, len(keys) + 1) if len(keys) + 1 != 4 else 2      # the panels and one slot for the legend
+    nrows = -(-(len(keys) + 1) // ncols)
+    fig = new_figure(figsize=(3.0 * ncols, 2.6 * nrows + (0.4 if title else 0)))
+    axes = list(np.atleast_1d(fig.subplots(nrows, ncols)).ravel())
     for ax, key in zip(axes, keys):
+        values = []
         for m, recs in usable.items():
+            values += [r["cluster"][key] for r in recs]
             ax.plot([r["epoch"] + 1 for r in recs], [r["cluster"][key] for r in recs], marker="o", ms=3, label=m)
         if key == "n_clusters" and n_true_ids:
             ax.axhline(n_true_ids, color="k", ls=":", lw=1, label="true ids")
+        # whole scales, so that run-to-run noise does not look like a trend: fractions on [0, 1] (ARI can
+        # be negative), counts from 0
+        if key in _FRACTIONS:
+            ax.set_ylim(min(0.0, min(values) - 0.05), 1.0)
+        else:
+            ax.set_ylim(0, max(max(values), n_true_ids or 0) * 1.1 or 1)
         ax.set(xlabel="round (epoch)", title=_NAMES.get(key, key))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].legend(fontsize=6)
+    legend_ax = axes[len(keys)]
+    legend_ax.axis("off")
+    entries = {}                                    # every run once, and the true-ids line when drawn
+    for ax in axes[:len(keys)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    legend_ax.legend(list(entries.values()), list(entries), loc="center", frameon=False)
+    for ax in axes[len(keys) + 1:]:
+        ax.remove()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -63,14 +84,14 @@ def plot_cluster_sizes(labels: Mapping[str, Sequence[int]], true_ids: Sequence[i
     sizes = {k: s[s > 0] for k, s in sizes.items()}
     top = max(int(s.max()) for s in sizes.values() if len(s)) if any(len(s) for s in sizes.values()) else 1
     bins = np.arange(1, top + 2) - 0.5 if top <= 40 else 30
-    fig = new_figure(figsize=(7, 3))
+    fig = new_figure(figsize=(9, 3.2))
     ax = fig.subplots()
     for k, s in sizes.items():
         out = int((sets[k] < 0).sum())
         ax.hist(s, bins=bins, histtype="step", lw=1.5,
                 label=f"{k}: {len(s)} clusters" + (f", {out} outliers" if k != "true identities" else ""))
     ax.set(xlabel="images per cluster", ylabel="clusters", title=title or "cluster sizes")
-    ax.legend(fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)      # beside the curves, not on them
     fig.tight_layout()
     save_figure(fig, path)
     return fig
@@ -141,7 +162,7 @@ def plot_agreement(records: Sequence[dict], title: str = "", path: str | Path | 
     ep = [r["epoch"] + 1 for r in recs]
     parts = list(recs[0]["levels"]["agreement"])
     levels = [k for k in recs[0]["levels"] if k != "agreement"]
-    fig = new_figure(figsize=(9, 3))
+    fig = new_figure(figsize=(9, 3.6))
     ax_a, ax_q = fig.subplots(1, 2)
     for p in parts:
         line, = ax_a.plot(ep, [r["levels"]["agreement"][p]["ari"] for r in recs], marker="o", label=f"ARI P0–{p}")
@@ -153,7 +174,7 @@ def plot_agreement(records: Sequence[dict], title: str = "", path: str | Path | 
     ax_q.set(xlabel="round (epoch)", ylabel="NMI", ylim=(0, 1), title="each level vs the hidden ids")
     for ax in (ax_a, ax_q):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7)
+        legend_below(ax)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

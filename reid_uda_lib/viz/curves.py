@@ -6,7 +6,7 @@ from typing import Sequence
 
 from matplotlib.ticker import MaxNLocator
 
-from .figure import NotebookFigure, new_figure
+from .figure import NotebookFigure, new_figure, save_figure
 
 _SKIP = {"epoch", "step", "lr"}
 
@@ -38,10 +38,8 @@ def plot_curves(records: Sequence[dict], path: str | Path | None = None, title: 
     for ax in (ax_l, ax_m):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
         if ax.get_legend_handles_labels()[0]:  # a run without target evaluation has no curves here
-            ax.legend(fontsize=7)
+            ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return fig

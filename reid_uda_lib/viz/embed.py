@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .figure import NotebookFigure, new_figure, save_figure
+from .figure import NotebookFigure, legend_below, new_figure, save_figure
 
 METHODS = ("tsne", "umap")
 
@@ -119,12 +119,13 @@ def plot_embeddings(features: Mapping[str, object], colour_by: Mapping[str, Sequ
             ax.scatter(xy[:, 0], xy[:, 1], c=col, s=point_size, linewidths=0)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{name} · {'t-SNE' if m == 'tsne' else 'UMAP'} · by {key} ({n_values})", fontsize=8)
+            ax.set_title(f"{name} · {'t-SNE' if m == 'tsne' else 'UMAP'} · by {key} ({n_values})",
+                         fontsize="medium")
             if legends and key in legends:
                 from matplotlib.lines import Line2D
                 handles = [Line2D([], [], marker="o", ls="", color=col[labels == v][0], label=str(text))
                            for v, text in legends[key].items() if (labels == v).any()]
-                ax.legend(handles=handles, fontsize=6, loc="best")
+                legend_below(ax, ncol=len(handles), handles=handles, handletextpad=0.1, columnspacing=0.8)
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()) if title else None)

@@ -71,7 +71,7 @@ def plot_ranked_lists(distmat, query: Sequence[tuple], gallery: Sequence[tuple],
     axes = np.atleast_2d(fig.subplots(len(queries), k + 1, squeeze=False))
     for r, q in enumerate(queries):
         _draw_row(axes[r], distmat, query, gallery, q, k, cross_camera_only, f"query {q}\nAP {100 * aps[r]:.0f}%")
-    fig.suptitle(title or "ranked lists (green: same person, red: another person)", fontsize=9)
+    fig.suptitle(title or "ranked lists (green: same person, red: another person)")
     fig.tight_layout()
     save_figure(fig, path)
     return fig
@@ -92,24 +92,27 @@ def most_changed(distmats: Mapping[str, object], query: Sequence[tuple], gallery
 def plot_what_changed(distmats: Mapping[str, object], query: Sequence[tuple], gallery: Sequence[tuple],
                       queries: Sequence[int], k: int = 6, cross_camera_only: bool = True, title: str = "",
                       path: str | Path | None = None) -> NotebookFigure:
-    """Side by side, for the same queries: each model's top-``k`` list (one block of columns per model in
-    ``distmats`` = ``{name: (Q, G) distances}``), each list labelled with its AP and its true matches in the top k."""
+    """For the same queries, each model's top-``k`` list: one row per (query, model), the models of a query
+    one under the other (``distmats`` = ``{name: (Q, G) distances}``), each row labelled on its left with the
+    model, its AP and its true matches in the top k. Stacked rather than side by side, so that the figure
+    stays narrow enough to be read at the page's width."""
     names = list(distmats)
     if not names or len(queries) == 0:
         raise ValueError("plot_what_changed needs at least one model and one query")
     aps = {m: average_precisions(_np(distmats[m])[list(queries)], [query[q] for q in queries], gallery,
                                  cross_camera_only) for m in names}
-    width = k + 1
-    fig = new_figure(figsize=(0.72 * width * len(names) + 0.4, 1.6 * len(queries) + 0.7))
-    axes = np.atleast_2d(fig.subplots(len(queries), width * len(names), squeeze=False))
+    rows = len(queries) * len(names)
+    fig = new_figure(figsize=(0.8 * (k + 1) + 1.8, 1.5 * rows + 0.6))
+    axes = np.atleast_2d(fig.subplots(rows, k + 1, squeeze=False))
     for r, q in enumerate(queries):
         for b, m in enumerate(names):
+            row = r * len(names) + b
             hits = int(ranked(distmats[m], query, gallery, q, k, cross_camera_only)[1].sum())
-            label = f"AP {100 * aps[m][r]:.0f}%, {hits}/{k}"
-            _draw_row(axes[r, b * width:(b + 1) * width], distmats[m], query, gallery, q, k, cross_camera_only,
-                      f"{m}\n{label}" if r == 0 else label)
-    fig.suptitle(title or "what changed: the same queries ranked by each model (green: same person)", fontsize=9)
+            _draw_row(axes[row], distmats[m], query, gallery, q, k, cross_camera_only,
+                      f"query {q}" if b == 0 else None)
+            axes[row, 0].set_ylabel(f"{m}\nAP {100 * aps[m][r]:.0f}%, {hits}/{k}", rotation=0, ha="right",
+                                    va="center")
+    fig.suptitle(title or "what changed: the same queries ranked by each model (green: same person)")
     fig.tight_layout()
     save_figure(fig, path)
     return fig
-

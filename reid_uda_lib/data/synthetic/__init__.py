@@ -4,5 +4,9 @@
 domains' styles and the ``gap`` between them), :mod:`.person` (identities and how they are drawn),
 :mod:`.camera` (viewpoints, light, background, rendering).
 """
-from .generator import *  # noqa: F401,F403  (the generator's public names, listed in its __all__)
-from .generator import __all__  # noqa: F401
+from .generator import (GENERATOR_VERSION, SPLITS, SyntheticSpec, DomainStyle, Person, Camera, domain_styles,
+                        sample_person, sample_cameras, BodyFrame, draw_person, render_image, generate_domain,
+                        generate_synthetic_pair, contact_sheet, main, STYLE_A, STYLE_B_REF, PALETTE, PALETTE_NAMES,
+                        SUPERSAMPLE, JPEG_QUALITY_A)
+
+__all__ = ["GENERATOR_VERSION", "SPLITS", "SyntheticSpec", "DomainStyle", "Person", "Camera", "domain_styles", "sample_person", "sample_cameras", "BodyFrame", "draw_person", "render_image", "generate_domain", "generate_synthetic_pair", "contact_sheet", "main", "STYLE_A", "STYLE_B_REF", "PALETTE", "PALETTE_NAMES", "SUPERSAMPLE", "JPEG_QUALITY_A"]
