@@ -84,14 +84,15 @@ def check_start(cfg: Config, stage: str, target: Any = None, source: Any = None,
     checkpoint the stage can start from, and that the clustering and evaluation fit in memory."""
     validate_config(cfg)
     check_device(cfg.device)
-    needs = role_needs(cfg)
+    clusterings = get_method(cfg.uda.method).clusterings(cfg)
+    needs = RoleNeeds.from_config(cfg, clusterings)
     if source is not None:
         require_role(source, "source", needs=needs)
     if target is not None:
         require_role(target, "target" if stage == "uda" else "evaluation", needs=needs)
     check_init(cfg, stage, init)
     if stage == "uda":
-        check_run_memory(cfg, target, clusterings=get_method(cfg.uda.method).clusterings(cfg))
+        check_run_memory(cfg, target, clusterings=clusterings)
     elif target is not None:
         check_run_memory(cfg, target, clusterings=[])
 

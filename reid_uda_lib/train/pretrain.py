@@ -12,7 +12,6 @@ from tqdm.auto import tqdm
 
 from ..config import Config
 from ..data import ReidDataset
-from ..data.check import require_role
 from ..models import build_model
 from ..utils import resolve_device, seed_everything
 from ..runtime import distributed as ddp
@@ -49,14 +48,9 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     Under ``torchrun`` the processes share each global batch (:mod:`reid_uda_lib.runtime.distributed`); only
     rank 0 writes. ``model.bn_samples`` sets the BatchNorm groups (:mod:`reid_uda_lib.models.bn_groups`).
     """
-    check_start(cfg, "pretrain", target, source, init=init)
+    check_start(cfg, "pretrain", target, source, init=init)   # roles: the source (evaluated in-domain), the target
     ddp.init_distributed(cfg.device)
     progress = progress and ddp.is_main()
-    require_role(source, "source")
-    if source.query:  # evaluated in-domain at the end
-        require_role(source, "evaluation", cfg.evaluation.cross_camera_only)
-    if target is not None:
-        require_role(target, "evaluation", cfg.evaluation.cross_camera_only)
     seed_everything(cfg.seed, cfg.deterministic)
     run = RunDir(out_dir, "pretrain", cfg, resume, datasets={"source": source, "target": target},
                  override_identity=override_identity, init=init, ignore=stage_ignores("pretrain"))
