@@ -5,7 +5,8 @@ from reid_uda_lib.config import Config, get_preset
 
 def test_presets_differ_in_scale():
     ci, cpu, paper = get_preset("ci"), get_preset("cpu"), get_preset("paper")
-    assert (ci.model.arch, cpu.model.arch, paper.model.arch) == ("tiny", "resnet18", "resnet50")
+    assert (ci.model.arch, cpu.model.arch, paper.model.arch) == ("tiny", "mobilenet_v2", "resnet50")
+    assert get_preset("scratch").model.arch == "resnet18" and get_preset("scratch").model.weights is None
     assert (paper.data.height, paper.data.width) == (256, 128)
     # DCDFA's batch: 4 identities x 16 images = 64 per domain; LF²'s (paper_lf2): 16 x 4 (every value with its
     # sentence of the paper: tests/test_paper_presets.py); Adam 3.5e-4, EMA 0.999, DBSCAN eps 0.6 / 4

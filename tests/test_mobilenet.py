@@ -7,7 +7,7 @@ import importlib.metadata as metadata
 import pytest
 import torch
 
-from reid_uda_lib.config import get_preset
+from reid_uda_lib.config import PRESETS, get_preset
 from reid_uda_lib.models import build_model
 from reid_uda_lib.models.mobilenet import MobileNetV2Backbone
 from reid_uda_lib.models.shipped_weights import WeightsError, map_by_order, shipped_weights_file
@@ -85,10 +85,10 @@ def test_pretrained_features_tell_people_apart_better_than_random(synthetic_pair
     assert scores["imagenet"] > scores[None] + 0.05, scores
 
 
-def test_the_lab_preset_is_cpus_recipe_on_the_imagenet_mobilenet():
+def test_the_cpu_preset_is_scratchs_recipe_on_the_imagenet_mobilenet():
     from reid_uda_lib.methods.validate import validate_config
-    lab, cpu = validate_config(get_preset("lab")), get_preset("cpu")
+    lab, cpu = validate_config(get_preset("cpu")), get_preset("scratch")
     assert (lab.model.arch, lab.model.weights, lab.data.height, lab.data.width) == ("mobilenet_v2", "imagenet", 128, 64)
     differ = {k for k in lab.to_dict() if lab.to_dict()[k] != cpu.to_dict()[k]}
-    assert differ == {"preset", "data", "model"}
+    assert differ == {"preset", "data", "model"} and "lab" not in PRESETS
     assert lab.uda == cpu.uda and lab.optim == cpu.optim and lab.lf2 == cpu.lf2

