@@ -141,3 +141,21 @@ def test_the_header_lists_stages_trained_with_other_kernels(tmp_path, monkeypatc
     # another thread count alone is not another kernel set; another instruction set is
     assert ("- **trained with other kernels than these** (reused folders): seed0/pretrain (CPU kernels OTHER -> "
             f"{own['cpu_capability']})\n") in md
+
+
+def test_the_papers_claims_are_paired_by_seed(tmp_path):
+    # dcdfa 40, 35 and its b only 30, 25 against sbase 38, 36: +2.0, -1.0 -> 0.5 ± 2.1, 1 of 2 positive;
+    # b only: -8, -11 -> -9.5 ± 2.1, 0 of 2. A pair with a row missing (LF²) gives no line.
+    _seed(tmp_path, 0, 0.20, 0.60, 0.40, 0.30, 100.0)
+    _seed(tmp_path, 1, 0.20, 0.40, 0.35, 0.25, 140.0)
+    for s, m in ((0, 0.38), (1, 0.36)):
+        _write(tmp_path / f"seed{s}" / "sbase", {"target": _m(m)})
+    res = write_report(tmp_path, get_preset("ci"), [0, 1], ["oracle", "direct", "sbase", "dcdfa"])
+    md = res["markdown"]
+    assert "| `dcdfa` − `sbase` | DCDFA Table 1: SBase+DCDFA above SBase | 2 | 0.5 ± 2.1 | 1 of 2 | +2.0 -1.0 |" in md
+    assert "| `dcdfa` (b only) − `sbase` | DCDFA Table 2: b alone above SBase's f | 2 | -9.5 ± 2.1 | 0 of 2 |" in md
+    assert "lf2" not in md.split("paired by seed")[1]
+    # the wiring: swapping the two rows of a pair flips the sign
+    from reid_uda_lib.experiments.tables import paired_table
+    flipped = paired_table(res["rows"], [(("sbase", None), ("dcdfa", None), "x")])
+    assert "| -0.5 ± 2.1 | 1 of 2 | -2.0 +1.0 |" in flipped

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from tools.render_docs import shrink_png
+from tools.render_docs import math_to_mathml, shrink_png
 
 
 def _b64(img: Image.Image) -> str:
@@ -31,3 +31,12 @@ def test_shrink_png_keeps_the_size_and_the_colours_of_a_plot():
 def test_shrink_png_leaves_an_image_it_cannot_shrink():
     tiny = _b64(Image.new("RGB", (1, 1), (0, 0, 0)))
     assert base64.b64decode(shrink_png(tiny))[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_pages_math_is_mathml_that_draws_offline_and_code_is_left_alone():
+    text = "Eq. 1: $$b = m(F) \\odot f$$ and inline $\\tau$, but `cost $5 and $6` and ```\n$x$\n``` stay."
+    out = math_to_mathml(text)
+    assert out.count("<math") == 2 and 'display="block"' in out and 'display="inline"' in out
+    assert "<mo>&#x02299;</mo>" in out or "\u2299" in out or "odot" not in out      # \odot became a symbol
+    assert "`cost $5 and $6`" in out and "```\n$x$\n```" in out
+    assert "$$" not in out and "$\\tau$" not in out

@@ -17,7 +17,9 @@ checks or the folder passes ``--max-mb``.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -86,10 +88,34 @@ def write_outputs(nb, out: Path, name: str) -> int:
             if "image/png" in data:
                 data["image/png"] = shrink_png(data["image/png"])
                 images += 1
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    page = copy.deepcopy(nb)            # the page's math as MathML; the .ipynb keeps its LaTeX (GitHub renders it)
+    for cell in page.cells:
+        if cell.cell_type == "markdown":
+            cell.source = math_to_mathml(cell.source)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(page)
     _atomic_write(out / name, nbformat.writes(nb))
     _atomic_write(out / (Path(name).stem + ".html"), body)
     return images
+
+
+_CODE_OR_MATH = re.compile(r"(```.*?```|`[^`\n]*`)|\$\$(.+?)\$\$|(?<![\\$])\$([^$\n]+?)\$", re.S)
+
+
+def math_to_mathml(markdown: str) -> str:
+    """``$$...$$`` and ``$...$`` in a markdown text as MathML, which browsers draw without a script: the HTML pages
+    show their equations offline (nbconvert's pages load MathJax from a CDN). Code spans and blocks are left as
+    they are; a formula latex2mathml cannot read stays LaTeX."""
+    from latex2mathml.converter import convert
+
+    def one(m: re.Match) -> str:
+        if m.group(1):
+            return m.group(1)
+        tex, display = (m.group(2), "block") if m.group(2) is not None else (m.group(3), "inline")
+        try:
+            return convert(tex.strip(), display=display)
+        except Exception:               # latex2mathml raises its own several types; the LaTeX is still readable
+            return m.group(0)
+    return _CODE_OR_MATH.sub(one, markdown)
 
 
 def shrink_png(b64: str) -> str:

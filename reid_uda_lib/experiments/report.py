@@ -26,8 +26,8 @@ from ..config import Config
 from ..runtime.checkpoint import atomic_write_text
 from ..runtime.machine import kernel_change, kernel_signature, kernels_text
 from ..methods.oracle import oracle_steps
-from .tables import COLUMNS, QUALITY, _cluster, _values, markdown_table
-from .rows import label, methods_of, oracle_label
+from .tables import COLUMNS, QUALITY, _cluster, _values, markdown_table, paired_table
+from .rows import PAIRED, label, methods_of, oracle_label
 from .folders import seed_dir
 
 
@@ -222,6 +222,10 @@ def write_report(out_dir: str | Path, cfg: Config, seeds: Sequence[int], rows: S
     table = markdown_table(entries)
     md = header(cfg, seeds, command, jobs, wall_seconds, datasets, n_target_train, commit,
                 foreign=foreign_kernels(entries, cfg.device)) + "\n" + table
+    paired = paired_table(entries, PAIRED)
+    if paired:
+        md += ("\nThe papers' claims, paired by seed (each difference from the same seed's pretrained model; "
+               "`per seed` in the order of the seeds above):\n\n" + paired)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.md", md)
     atomic_write_text(out / "results.csv", csv_text(entries))

@@ -21,6 +21,16 @@ HEADLINE_ROWS: tuple[str, ...] = ("oracle", "direct", "direct_bn", "sbase", "dcd
 #: Rows a ladder runs only when asked by ``--rows`` (the LF² baseline: one more UDA run per seed).
 ON_REQUEST: tuple[str, ...] = ("lf2_base",)
 
+#: The papers' claims as paired differences (same seed, same pretraining): (row, extra evaluation) minus (row,
+#: extra), and where the claim comes from. Each paper reports the first above the second.
+PAIRED: tuple[tuple[tuple[str, str | None], tuple[str, str | None], str], ...] = (
+    (("dcdfa", None), ("sbase", None), "DCDFA Table 1: SBase+DCDFA above SBase"),
+    (("dcdfa", "b"), ("sbase", None), "DCDFA Table 2: b alone above SBase's f"),
+    (("lf2", None), ("lf2_nofm", None), "LF² Table II: the Fusion Module adds"),
+    (("lf2_nofm", None), ("lf2_base", None), "LF² Table II: part features and levels add to the baseline"),
+    (("lf2_dcdfa", None), ("lf2", None), "LF² + DCDFA above LF² (this project's combination)"),
+)
+
 _LABELS = {
     "direct": "direct transfer (source only)",
     "direct_bn": "direct transfer + target BN statistics (AdaBN, no training)",

@@ -107,6 +107,30 @@ def _cluster(key: str):
     return lambda r: (r.get("cluster") or {}).get(key)
 
 
+def paired_table(entries: list[dict], pairs: Sequence[tuple]) -> MarkdownTable:
+    """The papers' claims as differences paired by seed: for each ``((row, extra), (row, extra), claim)`` in
+    ``pairs`` whose two rows are in ``entries``, the per-seed target mAP difference (first − second, in
+    points) as mean ± sample std, and on how many of the seeds both have it is positive. Empty when no pair
+    is complete for any seed."""
+    by_key = {(e["key"], e["extra"]): {r["seed"]: r["mAP"] for r in e["runs"]} for e in entries}
+    lines = []
+    for a, b, claim in pairs:
+        if a not in by_key or b not in by_key:
+            continue
+        seeds = sorted(set(by_key[a]) & set(by_key[b]))
+        if not seeds:
+            continue
+        diffs = [100 * (by_key[a][s] - by_key[b][s]) for s in seeds]
+        name = lambda k: f"`{k[0]}`" + (f" ({k[1]} only)" if k[1] else "")   # noqa: E731
+        lines.append([f"{name(a)} − {name(b)}", claim, str(len(seeds)), mean_std(diffs, 1),
+                      f"{sum(d > 0 for d in diffs)} of {len(seeds)}",
+                      " ".join(f"{d:+.1f}" for d in diffs)])
+    if not lines:
+        return MarkdownTable("")
+    return md_table(["difference (mAP points)", "the paper's claim", "seeds", "mean ± std", "positive",
+                     "per seed"], lines, "llrrrl")
+
+
 def markdown_table(entries: list[dict]) -> MarkdownTable:
     """The results table (mAP/CMC and the gap share in %, mean ± std over seeds)."""
     head = ("| row | seeds | target mAP | R1 | R5 | R10 | DT→oracle gap closed | "
