@@ -92,3 +92,30 @@ def test_the_cpu_preset_is_scratchs_recipe_on_the_imagenet_mobilenet():
     differ = {k for k in lab.to_dict() if lab.to_dict()[k] != cpu.to_dict()[k]}
     assert differ == {"preset", "data", "model"} and "lab" not in PRESETS
     assert lab.uda == cpu.uda and lab.optim == cpu.optim and lab.lf2 == cpu.lf2
+
+
+def test_adaptation_and_evaluation_never_read_the_initial_weights(synthetic_pair, tmp_path, monkeypatch):
+    """Every tensor of an adapted or evaluated model comes from a checkpoint: after the pretraining, the
+    ImageNet file is not read again (nor announced). Mutation: with ``read_weights=True`` in adapt(), the
+    patched loader below raises."""
+    import reid_uda_lib.models.backbone as backbone
+    from reid_uda_lib.data import load_dataset
+    from reid_uda_lib.train import adapt, pretrain
+    from reid_uda_lib.train.evaluate_checkpoint import evaluate_checkpoint
+    cfg = get_preset("ci", **{"model.arch": "mobilenet_v2", "model.weights": "imagenet", "data.height": 64,
+                              "data.width": 32, "pretrain.epochs": 1, "pretrain.iters_per_epoch": 1,
+                              "uda.epochs": 1, "uda.iters_per_epoch": 1, "uda.method": "sbase"})
+    src, tgt = load_dataset(synthetic_pair["A"]), load_dataset(synthetic_pair["B"])
+    pre = pretrain(cfg, src, tgt, tmp_path / "pretrain", progress=False)
+    real = backbone.load_backbone_weights
+
+    def refuse(module, weights, arch):
+        if weights is not None:
+            raise AssertionError(f"initial weights {weights!r} read for a model a checkpoint fills")
+        return real(module, weights, arch)
+    monkeypatch.setattr(backbone, "load_backbone_weights", refuse)
+    res = adapt(cfg, src, tgt, pre["checkpoint"], tmp_path / "sbase", progress=False)
+    again = evaluate_checkpoint(res["checkpoint"], tgt, progress=False)
+    assert 0.0 < again["mAP"] <= 1.0
+    with pytest.raises(AssertionError, match="initial weights 'imagenet' read"):
+        build_model(cfg.model)

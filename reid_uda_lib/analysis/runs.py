@@ -104,7 +104,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu",
 
     def build(weights: dict) -> nn.Module:
         n_src = weights["classifiers.source.weight"].shape[0] if "classifiers.source.weight" in weights else 0
-        net = build_model(cfg.model, num_classes=n_src).to(dev)
+        net = build_model(cfg.model, num_classes=n_src, read_weights=False).to(dev)
         net.load_state_dict(weights)
         return net.eval()
 

@@ -159,7 +159,7 @@ class ReidNet(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-def build_model(cfg_model: Any, num_classes: int = 0) -> ReidNet:
+def build_model(cfg_model: Any, num_classes: int = 0, read_weights: bool = True) -> ReidNet:
     """Build the ReID network from a :class:`reid_uda_lib.config.ModelConfig`.
 
     Parameters
@@ -167,10 +167,14 @@ def build_model(cfg_model: Any, num_classes: int = 0) -> ReidNet:
     cfg_model : has ``arch`` ("tiny" | "resnet18" | "resnet50" | "mobilenet_v2"), ``weights`` (None |
         "imagenet" | path to a torchvision state dict) and ``last_stride`` (1 | 2).
     num_classes : > 0 creates the ``"source"`` head with that many identities.
+    read_weights : False leaves the backbone at its random initialisation whatever ``weights`` says: for a
+        model whose every tensor a checkpoint replaces next (adaptation from a pretrained model, evaluation,
+        a finished run loaded back), so no ImageNet file is read, needed or announced. The random
+        generator is used exactly as with ``True`` (the initial weights are copied over the initialisation).
     """
     for field in ("arch", "weights", "last_stride"):
         if not hasattr(cfg_model, field):
             raise TypeError(f"build_model needs a ModelConfig with field '{field}'; "
                             f"got {type(cfg_model).__name__}")
-    backbone = build_backbone(cfg_model.arch, int(cfg_model.last_stride), cfg_model.weights)
+    backbone = build_backbone(cfg_model.arch, int(cfg_model.last_stride), cfg_model.weights if read_weights else None)
     return ReidNet(backbone, num_classes=num_classes)

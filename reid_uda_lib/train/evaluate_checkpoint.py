@@ -31,7 +31,7 @@ def evaluate_checkpoint(path: str | Path, dataset: ReidDataset, rerank: bool = F
     dev = resolve_device(device)
     weights = state["mean_net"]["module"] if "mean_net" in state else state["model"]
     n_classes = weights["classifiers.source.weight"].shape[0] if "classifiers.source.weight" in weights else 0
-    model = build_model(cfg.model, num_classes=n_classes).to(dev)
+    model = build_model(cfg.model, num_classes=n_classes, read_weights=False).to(dev)
     load_weights(model, weights, path)
     if cross_camera_only is None:
         cross_camera_only = cfg.evaluation.cross_camera_only

@@ -78,7 +78,8 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     device = ddp.local_device(resolve_device(cfg.device))
     n_src = source.num_train_pids
 
-    model = build_model(cfg.model, num_classes=n_src).to(device)
+    # every tensor comes from the pretrained checkpoint or the resumed state below: no initial weights to read
+    model = build_model(cfg.model, num_classes=n_src, read_weights=False).to(device)
     if run.resume_state is None:
         if init_checkpoint is None:
             raise ValueError("adapt() needs init_checkpoint: a source-pretrained checkpoint "
