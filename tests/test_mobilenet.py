@@ -95,9 +95,9 @@ def test_the_cpu_preset_is_scratchs_recipe_on_the_imagenet_mobilenet():
 
 
 def test_adaptation_and_evaluation_never_read_the_initial_weights(synthetic_pair, tmp_path, monkeypatch):
-    """Every tensor of an adapted or evaluated model comes from a checkpoint: after the pretraining, the
-    ImageNet file is not read again (nor announced). Mutation: with ``read_weights=True`` in adapt(), the
-    patched loader below raises."""
+    """Every tensor of an adapted, evaluated or reused model comes from a checkpoint: after the pretraining,
+    the ImageNet file is not read again (nor announced). Mutation: with ``read_weights=True`` in adapt() or in
+    a reused pretrain(), the patched loader below raises."""
     import reid_uda_lib.models.backbone as backbone
     from reid_uda_lib.data import load_dataset
     from reid_uda_lib.train import adapt, pretrain
@@ -114,6 +114,7 @@ def test_adaptation_and_evaluation_never_read_the_initial_weights(synthetic_pair
             raise AssertionError(f"initial weights {weights!r} read for a model a checkpoint fills")
         return real(module, weights, arch)
     monkeypatch.setattr(backbone, "load_backbone_weights", refuse)
+    assert pretrain(cfg, src, tgt, tmp_path / "pretrain", progress=False, resume="auto")["target"] == pre["target"]
     res = adapt(cfg, src, tgt, pre["checkpoint"], tmp_path / "sbase", progress=False)
     again = evaluate_checkpoint(res["checkpoint"], tgt, progress=False)
     assert 0.0 < again["mAP"] <= 1.0

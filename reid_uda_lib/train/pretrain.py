@@ -55,7 +55,9 @@ def pretrain(cfg: Config, source: ReidDataset, target: Optional[ReidDataset], ou
     run = RunDir(out_dir, "pretrain", cfg, resume, datasets={"source": source, "target": target},
                  override_identity=override_identity, init=init, ignore=stage_ignores("pretrain"))
     device = ddp.local_device(resolve_device(cfg.device))
-    model = build_model(cfg.model, num_classes=source.num_train_pids).to(device)
+    # a resumed or reused stage restores every tensor from its checkpoint: no initial weights to read
+    model = build_model(cfg.model, num_classes=source.num_train_pids,
+                        read_weights=run.resume_state is None).to(device)
     ddp.setup_bn_groups(cfg.model.bn_samples, cfg.data.batch_size, model)
     if init is not None and run.resume_state is None:
         load_init_weights(model, init, cfg, source.train, device, progress=progress)
