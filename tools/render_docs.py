@@ -140,7 +140,10 @@ def write_index(out: Path) -> str:
 
     rows = ["# The notebook series, executed", "",
             "Rendered by `make docs` (`python tools/render_docs.py`). Open the `.html` "
-            "pages in a browser or the `.ipynb` files in JupyterLab / on GitHub; nothing needs to run. "
+            "pages in a browser (their equations are MathML: they show offline) or the `.ipynb` files in "
+            "JupyterLab / on GitHub; nothing needs to run. The commit column names the code that produced the "
+            "outputs; the run time is this rendering's, which reused the stages already trained (a first run "
+            "trains them: with the `cpu` preset about 10 minutes per adaptation row on 2 CPU cores). "
             "A notebook missing here has not been rendered yet: `make docs` renders every notebook, reusing "
             "the stages already trained in `runs/series-<preset>`.", "",
             "| notebook | page | preset | run time | figures | executed | commit |",
