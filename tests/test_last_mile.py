@@ -289,8 +289,13 @@ def test_3_every_error_is_one_line_with_exit_code_2(finished, synthetic_pair, tm
     # Ctrl-C: exit code 130 and one line naming the checkpoint to resume from and the command
     run = tmp_path / "interrupted"
     args = [sys.executable, "-m", "reid_uda_lib", "pretrain", *ARGS, "--quiet", "--source", str(a), "--target",
-            str(b), "--out", str(run), "--set", "pretrain.epochs=50", "--set", "pretrain.eval_every=50"]
-    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
+            str(b), "--out", str(run), "--set", "pretrain.epochs=100000", "--set", "pretrain.eval_every=100000"]
+    # The child starts with SIGINT at its default action whatever this process inherited: a test run started as
+    # a background job of a non-interactive shell (`make test &`) ignores SIGINT, an exec keeps it ignored, and
+    # Python then never raises KeyboardInterrupt (the run went on to its last epoch and exited 0). Far more
+    # epochs than the run lasts, so it cannot end before the Ctrl-C.
+    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
