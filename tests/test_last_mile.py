@@ -300,7 +300,11 @@ def test_3_every_error_is_one_line_with_exit_code_2(finished, synthetic_pair, tm
     while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    finally:                    # a child that did not stop must not outlive the test
+        if proc.poll() is None:
+            proc.kill()
     lines = stderr.decode().strip().splitlines()
     assert proc.returncode == 130 and len(lines) == 1, lines
     assert lines[0].startswith(f"interrupted: {run} can be resumed from {run / 'checkpoint.pt'} (")
