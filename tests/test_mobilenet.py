@@ -2,6 +2,7 @@
 models/shipped_weights.py)."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata as metadata
 
 import pytest
@@ -90,8 +91,11 @@ def test_the_cpu_preset_is_scratchs_recipe_on_the_imagenet_mobilenet():
     lab, cpu = validate_config(get_preset("cpu")), get_preset("scratch")
     assert (lab.model.arch, lab.model.weights, lab.data.height, lab.data.width) == ("mobilenet_v2", "imagenet", 128, 64)
     differ = {k for k in lab.to_dict() if lab.to_dict()[k] != cpu.to_dict()[k]}
-    assert differ == {"preset", "data", "model"} and "lab" not in PRESETS
-    assert lab.uda == cpu.uda and lab.optim == cpu.optim and lab.lf2 == cpu.lf2
+    assert differ == {"preset", "data", "model", "uda"} and "lab" not in PRESETS
+    assert lab.model.channels_last and not cpu.model.channels_last
+    # two adaptation epochs instead of four (the demo's budget); every other adaptation setting is scratch's
+    assert dataclasses.replace(lab.uda, epochs=4, eval_every=4) == cpu.uda and lab.uda.epochs == 2
+    assert lab.optim == cpu.optim and lab.lf2 == cpu.lf2
 
 
 def test_adaptation_and_evaluation_never_read_the_initial_weights(synthetic_pair, tmp_path, monkeypatch):

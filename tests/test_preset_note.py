@@ -5,7 +5,7 @@ from reid_uda_lib.config import get_preset
 
 def test_the_note_names_the_backbone_its_start_and_size():
     assert preset_note(get_preset("cpu")).startswith(
-        "preset 'cpu': mobilenet_v2 from ImageNet weights at 128x64, 8 pretraining and 4 adaptation epochs")
+        "preset 'cpu': mobilenet_v2 from ImageNet weights at 128x64, 8 pretraining and 2 adaptation epochs")
     assert "resnet18 from random weights at 96x48" in preset_note(get_preset("scratch"))
 
 

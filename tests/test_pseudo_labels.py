@@ -57,7 +57,7 @@ def test_sparse_and_dense_paths_give_identical_labels():
 def test_auto_sparse_threshold_is_used(monkeypatch):
     seen = []
     real = P._dbscan
-    monkeypatch.setattr(P, "_dbscan", lambda *a: seen.append(a[-1]) or real(*a))
+    monkeypatch.setattr(P, "_dbscan", lambda *a: seen.append(a[5]) or real(*a))     # its `sparse` argument
     x, _ = blobs()
     monkeypatch.setattr(P, "SPARSE_AUTO_MIN_N", x.shape[0])
     pseudo_labels(x, k1=10, k2=3)

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import DBSCAN
 
+from .auto_eps import eps_for_noise, kth_neighbour_distance
 from .jaccard import as_feature_tensor, jaccard_distance
 from .kmeans import kmeans
 
@@ -62,7 +63,8 @@ def check_clusters(labels, min_clusters: int = 2) -> int:
     return n_clusters
 
 
-def _dbscan(features, eps: float, min_samples: int, k1: int, k2: int, sparse: bool) -> np.ndarray:
+def _dbscan(features, eps: float, min_samples: int, k1: int, k2: int, sparse: bool,
+            noise: float = 0.0) -> tuple[np.ndarray, float]:
     """DBSCAN(metric="precomputed") on the Jaccard distance, dense or sparse (same labels).
 
     sklearn reads a sparse precomputed matrix as a neighbour graph: stored entries (explicit zeros
@@ -70,8 +72,12 @@ def _dbscan(features, eps: float, min_samples: int, k1: int, k2: int, sparse: bo
     explicit, so each point is its own neighbour. The sparse Jaccard stores every pair with d < 1
     (the others are exactly 1), so for eps < 1 the neighbourhoods, hence the labels, equal the dense
     ones. Entries > eps are dropped first: they can never be neighbours and only cost memory.
+    ``noise`` > 0 replaces ``eps`` by the radius derived from the distances (:mod:`.auto_eps`, Eq. A2).
+    Returns the labels and the radius used.
     """
     dist = jaccard_distance(features, k1=k1, k2=k2, sparse=sparse)
+    if noise:
+        eps = eps_for_noise(kth_neighbour_distance(dist, min_samples), noise)
     if sparse:
         near = dist.data <= eps
         rows = np.repeat(np.arange(dist.shape[0]), np.diff(dist.indptr))
@@ -80,12 +86,12 @@ def _dbscan(features, eps: float, min_samples: int, k1: int, k2: int, sparse: bo
         dist = sp.csr_matrix((dist.data[near], dist.indices[near], indptr), shape=dist.shape)
     elif not isinstance(dist, np.ndarray):
         dist = dist.cpu().numpy()
-    return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(dist)
+    return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(dist), eps
 
 
 def pseudo_labels(features, method: str = "dbscan", eps: float = 0.6, min_samples: int = 4, k1: int = 30,
                   k2: int = 6, n_clusters: int = 500, seed: int = 0, sparse: bool | None = None,
-                  n_init: int = 1) -> np.ndarray:
+                  n_init: int = 1, noise: float = 0.0, info: dict | None = None) -> np.ndarray:
     """Cluster (N, D) features into pseudo identities.
 
     Parameters
@@ -99,6 +105,9 @@ def pseudo_labels(features, method: str = "dbscan", eps: float = 0.6, min_sample
     k1, k2 : Jaccard neighbourhood sizes (k1 >= N is clipped to N - 1 with a warning).
     n_clusters, seed, n_init : k-means settings (seeded, deterministic).
     sparse : Jaccard matrix layout for DBSCAN; None -> sparse from ``SPARSE_AUTO_MIN_N`` points on.
+    noise : > 0: DBSCAN's radius is derived from the data instead of ``eps``, so that about this share of
+        the points are noise (:mod:`reid_uda_lib.cluster.auto_eps`; ``uda.auto_eps_noise``).
+    info : a dict that receives ``"eps"``, the radius DBSCAN used (derived or given).
 
     Returns
     -------
@@ -118,7 +127,9 @@ def pseudo_labels(features, method: str = "dbscan", eps: float = 0.6, min_sample
         if int(min_samples) != min_samples or min_samples < 1:
             raise ValueError(f"min_samples must be a positive integer, got {min_samples!r}")
         use_sparse = n >= SPARSE_AUTO_MIN_N if sparse is None else bool(sparse)
-        labels = _dbscan(features, float(eps), int(min_samples), k1, k2, use_sparse)
+        labels, used = _dbscan(features, float(eps), int(min_samples), k1, k2, use_sparse, float(noise))
+        if info is not None:
+            info["eps"] = used
         if (labels < 0).all():
             check_clusters(labels, min_clusters=1)
     elif method == "kmeans":

@@ -43,6 +43,10 @@ class ModelConfig:
     # consecutive images of a forward is normalised with its own statistics, as one GPU's share was in the
     # papers' DataParallel runs. 0 = the whole local batch (one process: today's BatchNorm).
     bn_samples: int = 0
+    # the convolutions' memory layout: True keeps weights, activations and inputs in channels-last (NHWC), whose
+    # CPU kernels are faster for MobileNetV2's depthwise convolutions (benchmarks/bench_throughput.py); the
+    # same network and equations, results equal up to float rounding. A speed switch, not a method.
+    channels_last: bool = False
 
 
 @dataclass
@@ -83,6 +87,8 @@ class UDAConfig:
     ema_momentum: float = 0.999
     cluster: str = "dbscan"         # dbscan | kmeans
     eps: float = 0.6
+    auto_eps_noise: float = 0.0     # > 0: DBSCAN's eps derived each round so that about this share of the target
+                                    # images are noise (cluster/auto_eps.py, Eq. A2); 0: the fixed eps
     min_samples: int = 4
     k1: int = 30
     k2: int = 6

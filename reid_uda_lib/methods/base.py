@@ -121,6 +121,7 @@ class LabelSets:
     labels: list                    # L arrays (N,) int64, -1 = outlier
     features: torch.Tensor          # (N, C) L2-normalised features of level 0 in the classifier's space
     names: list = field(default_factory=lambda: ["global"])
+    info: dict = field(default_factory=dict)    # logged with level 0's quality (e.g. the derived DBSCAN eps)
 
 
 @dataclass(frozen=True)
@@ -193,9 +194,12 @@ class UDAMethod:
                                  progress=ctx.progress)
         # under torchrun: rank 0 clusters, every process gets its labels
         clus = clustering_features(feats, ctx)
+        info: dict = {}
         labels = on_rank0(lambda: pseudo_labels(clus, method=u.cluster, eps=u.eps, min_samples=u.min_samples,
-                                                k1=u.k1, k2=u.k2, n_clusters=u.n_clusters, seed=cfg.seed))
-        return LabelSets([np.asarray(labels)], feats)
+                                                k1=u.k1, k2=u.k2, n_clusters=u.n_clusters, seed=cfg.seed,
+                                                noise=u.auto_eps_noise, info=info))
+        derived = u.cluster == "dbscan" and u.auto_eps_noise > 0 and "eps" in info   # rank 0 knows it
+        return LabelSets([np.asarray(labels)], feats, info={"eps": info["eps"]} if derived else {})
 
     def test_net(self, ctx: EvalContext) -> tuple[nn.Module, str]:
         """``(net, key)``: the target test split is evaluated on ``net(x)[key]``. Default: the BNNeck feature."""

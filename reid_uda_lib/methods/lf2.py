@@ -196,7 +196,8 @@ class LF2Method(UDAMethod):
         ks = level_n_clusters(lf.n_clusters, lf.num_parts + 1)[:len(feats)]
         labels = on_rank0(lambda: cluster_levels(      # under torchrun: rank 0 clusters, the others get its labels
             feats, method=lf.cluster, n_clusters=ks, seed=cfg.seed,
-            **({} if lf.cluster == "kmeans" else {"eps": u.eps, "min_samples": u.min_samples, "k1": u.k1, "k2": u.k2})))
+            **({} if lf.cluster == "kmeans" else {"eps": u.eps, "min_samples": u.min_samples, "k1": u.k1, "k2": u.k2,
+                                            "noise": u.auto_eps_noise})))
         return LabelSets([np.asarray(v) for v in labels], bn, [f"P{j}" for j in range(len(feats))])
 
     def extra_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:

@@ -47,6 +47,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], Any]] = {
     "uda.epochs": _ge(1), "uda.iters_per_epoch": _ge(0), "uda.ema_momentum": _prob(),
     "uda.cluster": (lambda v: v in CLUSTER_METHODS, lambda: CLUSTER_METHODS),
     "uda.eps": (lambda v: 0.0 < v < 1.0, "in (0, 1) (a Jaccard distance; at 1 everything is one cluster)"),
+    "uda.auto_eps_noise": (lambda v: 0.0 <= v < 1.0, "in [0, 1) (0: the fixed uda.eps; else the expected noise share)"),
     "uda.min_samples": _ge(1), "uda.target_bn_images": _ge(0), "uda.lr": _ge(0), "uda.k1": _ge(1), "uda.k2": _ge(1), "uda.n_clusters": _ge(2),
     "uda.eval_every": _ge(1),
 }

@@ -81,9 +81,11 @@ class ReidNet(nn.Module):
     * ``"logits"``: ``{name: (B, n_name)}`` one entry per head in :attr:`classifiers`.
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int = 0):
+    def __init__(self, backbone: nn.Module, num_classes: int = 0, channels_last: bool = False):
         super().__init__()
         self.backbone = backbone
+        #: the memory layout the images are put in before the backbone (see :meth:`use_channels_last`)
+        self.memory_format = torch.contiguous_format
         self.feat_dim: int = int(backbone.out_channels)
         self.bnneck = nn.BatchNorm1d(self.feat_dim)
         nn.init.ones_(self.bnneck.weight)
@@ -92,6 +94,19 @@ class ReidNet(nn.Module):
         self.classifiers = nn.ModuleDict()
         if num_classes > 0:
             self.set_classifier("source", num_classes)
+        if channels_last:
+            self.use_channels_last()
+
+    def use_channels_last(self) -> "ReidNet":
+        """Keep the backbone's 4-d weights and the input images in channels-last (NHWC) layout.
+
+        ``model.channels_last`` in the config. Every later ``load_state_dict`` copies into these tensors and
+        keeps their layout, and a Mean-Net copied from the model inherits it. Only the layout changes: the
+        outputs equal the default layout's up to float rounding (``tests/test_channels_last.py``).
+        """
+        self.backbone.to(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last
+        return self
 
     # -- forward pieces ----------------------------------------------------------------------------
     @staticmethod
@@ -110,7 +125,7 @@ class ReidNet(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"ReidNet expects images of shape (B, 3, H, W); got {tuple(x.shape)}")
-        fmap = self.backbone(x)
+        fmap = self.backbone(x.contiguous(memory_format=self.memory_format))
         f = self.pool(fmap)
         bn = self.neck(f)
         return {"fmap": fmap, "f": f, "bn": bn, "logits": self.classify(bn)}
@@ -165,7 +180,8 @@ def build_model(cfg_model: Any, num_classes: int = 0, read_weights: bool = True)
     Parameters
     ----------
     cfg_model : has ``arch`` ("tiny" | "resnet18" | "resnet50" | "mobilenet_v2"), ``weights`` (None |
-        "imagenet" | path to a torchvision state dict) and ``last_stride`` (1 | 2).
+        "imagenet" | path to a torchvision state dict), ``last_stride`` (1 | 2) and, optionally,
+        ``channels_last`` (:meth:`ReidNet.use_channels_last`).
     num_classes : > 0 creates the ``"source"`` head with that many identities.
     read_weights : False leaves the backbone at its random initialisation whatever ``weights`` says: for a
         model whose every tensor a checkpoint replaces next (adaptation from a pretrained model, evaluation,
@@ -177,4 +193,4 @@ def build_model(cfg_model: Any, num_classes: int = 0, read_weights: bool = True)
             raise TypeError(f"build_model needs a ModelConfig with field '{field}'; "
                             f"got {type(cfg_model).__name__}")
     backbone = build_backbone(cfg_model.arch, int(cfg_model.last_stride), cfg_model.weights if read_weights else None)
-    return ReidNet(backbone, num_classes=num_classes)
+    return ReidNet(backbone, num_classes=num_classes, channels_last=bool(getattr(cfg_model, "channels_last", False)))

@@ -80,7 +80,7 @@ def format_record(record: dict) -> str:
     q = record.get("cluster")
     if isinstance(q, dict):
         parts.append(f"clusters {q.get('n_clusters')} outliers {100 * q.get('outlier_ratio', 0):.0f}% "
-                     f"NMI {q.get('nmi', 0):.2f}")
+                     f"NMI {q.get('nmi', 0):.2f}" + (f" eps {q['eps']:.3f}" if "eps" in q else ""))
     p = record.get("probe")
     if isinstance(p, dict) and "domain_acc_b" in p:
         parts.append(f"domain acc f/b/e {p['domain_acc_f']:.2f}/{p['domain_acc_b']:.2f}/{p['domain_acc_e']:.2f}")

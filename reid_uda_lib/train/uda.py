@@ -150,7 +150,7 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         for level in sets.labels:
             check_clusters(level, min_clusters=2)
         labels, feats = sets.labels[0], sets.features
-        quality = label_quality(labels, true_ids)
+        quality = {**label_quality(labels, true_ids), **sets.info}
         parts.labels = torch.as_tensor(np.stack(sets.labels), device=device)
         n_clusters = int(labels.max()) + 1
         labels_t = torch.as_tensor(labels, device=device)
