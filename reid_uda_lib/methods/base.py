@@ -198,8 +198,8 @@ class UDAMethod:
         labels = on_rank0(lambda: pseudo_labels(clus, method=u.cluster, eps=u.eps, min_samples=u.min_samples,
                                                 k1=u.k1, k2=u.k2, n_clusters=u.n_clusters, seed=cfg.seed,
                                                 noise=u.auto_eps_noise, info=info))
-        derived = u.cluster == "dbscan" and u.auto_eps_noise > 0 and "eps" in info   # rank 0 knows it
-        return LabelSets([np.asarray(labels)], feats, info={"eps": info["eps"]} if derived else {})
+        # only a derived radius is logged (rank 0 clustered: only it has one)
+        return LabelSets([np.asarray(labels)], feats, info=info if u.auto_eps_noise else {})
 
     def test_net(self, ctx: EvalContext) -> tuple[nn.Module, str]:
         """``(net, key)``: the target test split is evaluated on ``net(x)[key]``. Default: the BNNeck feature."""
