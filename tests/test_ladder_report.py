@@ -159,3 +159,21 @@ def test_the_papers_claims_are_paired_by_seed(tmp_path):
     from reid_uda_lib.experiments.tables import paired_table
     flipped = paired_table(res["rows"], [(("sbase", None), ("dcdfa", None), "x")])
     assert "| -0.5 ± 2.1 | 1 of 2 | -2.0 +1.0 |" in flipped
+
+
+def test_dcdfa_table3_claims_are_paired_by_seed(tmp_path):
+    # cid_domain 37, 34 against sbase 38, 36: -1.0, -2.0 -> -1.5 ± 0.7, 0 of 2; the full dcdfa (40, 35) against
+    # cid_domain: +3.0, +1.0 -> 2.0 ± 1.4, 2 of 2 (L^b_RReID's step of Table 3)
+    _seed(tmp_path, 0, 0.20, 0.60, 0.40, 0.30, 100.0)
+    _seed(tmp_path, 1, 0.20, 0.40, 0.35, 0.25, 140.0)
+    for s, m, cd in ((0, 0.38, 0.37), (1, 0.36, 0.34)):
+        _write(tmp_path / f"seed{s}" / "sbase", {"target": _m(m)})
+        _write(tmp_path / f"seed{s}" / "dcdfa_cid_domain", {"target": _m(cd)})
+    md = write_report(tmp_path, get_preset("ci"), [0, 1],
+                      ["oracle", "direct", "sbase", "dcdfa_cid_domain", "dcdfa"])["markdown"]
+    paired = md.split("paired by seed")[1]
+    assert ("| `dcdfa_cid_domain` − `sbase` | DCDFA Table 3: L_CID + L_Domain add to SBase | 2 | -1.5 ± 0.7 | "
+            "0 of 2 | -1.0 -2.0 |") in paired
+    assert ("| `dcdfa` − `dcdfa_cid_domain` | DCDFA Table 3: L^b_RReID adds to L_CID + L_Domain | 2 | 2.0 ± 1.4 | "
+            "2 of 2 | +3.0 +1.0 |") in paired
+    assert "`dcdfa_cid` −" not in paired            # a row not run gives no line

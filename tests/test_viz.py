@@ -266,6 +266,10 @@ def _notebook_figures(people):
         "04 maps": lambda: viz.plot_fusion_maps(x, attn, n=4, title="Φ^P0 and the fusion maps Φ^Pj"),
         "04 sizes": lambda: viz.plot_cluster_sizes({"P0": labels, "P1": labels, "P2": labels}, true_ids=labels),
         "04 agreement": lambda: viz.plot_agreement(_records(), title="LF²: agreement of the label sets"),
+        "05 embeddings": lambda: viz.plot_embeddings(
+            {k: torch.randn(24, 8, generator=g) for k in ("direct transfer", "sbase")},
+            {"identity": colours["identity"], "camera": colours["camera"]}, seed=0,
+            title="B's features: direct transfer vs SBase"),
         "05 gallery": lambda: viz.plot_cluster_gallery(people, np.zeros(12, int), 0),
         "05 cams": lambda: viz.plot_cams(x, {m: np.random.default_rng(0).random((4, 64, 32)) for m in d},
                                          references=x, row_titles=[f"person {i}" for i in range(4)],
@@ -285,6 +289,39 @@ def test_notebook_figures_keep_text_above_the_floor_at_the_page_width(people):
         if small:
             too_small[name] = small
     assert not too_small, f"text under {FLOOR_PX} px on a {PAGE_PX} px page: {too_small}"
+
+
+def _overlapping_titles(fig) -> list[tuple[str, str]]:
+    """Pairs of axes titles whose drawn boxes intersect (two panels' titles running into each other)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = [(ax.title.get_text(), ax.title.get_window_extent(renderer)) for ax in fig.axes
+             if ax.title.get_text()]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:]
+            if box_a.overlaps(box_b)]
+
+
+def test_notebook_figures_keep_panel_titles_apart(people):
+    crossed = {name: pairs for name, draw in _notebook_figures(people).items()
+               if (pairs := _overlapping_titles(draw()))}
+    assert not crossed, f"panel titles drawn over each other: {crossed}"
+
+
+def test_the_title_check_sees_titles_run_into_each_other():
+    """Mutation of the wrapping rule: one-line titles for 05's long feature names overlap, and the check says so."""
+    from reid_uda_lib.viz import embed
+    g = torch.Generator().manual_seed(0)
+    feats = {k: torch.randn(24, 8, generator=g) for k in ("direct transfer", "sbase")}
+    colours = {"identity": np.arange(24) % 12, "camera": np.arange(24) % 3}
+    keep = embed.TITLE_CHARS
+    try:
+        embed.TITLE_CHARS = 1000                        # never wrap
+        assert _overlapping_titles(viz.plot_embeddings(feats, colours, seed=0))
+    finally:
+        embed.TITLE_CHARS = keep
+    assert not _overlapping_titles(viz.plot_embeddings(feats, colours, seed=0))
 
 
 def test_the_measure_sees_small_text_and_the_floor_raises_it():

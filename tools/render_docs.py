@@ -144,8 +144,8 @@ def write_index(out: Path) -> str:
             "JupyterLab / on GitHub; nothing needs to run. The commit column names the code that produced the "
             "outputs; the run time is this rendering's, which reused the stages already trained (a first run "
             "trains them: with the `cpu` preset about 4–5 minutes per adaptation row on one core of the slower "
-            "2-core CPU type). The preset is the one of the commit in each row: before commit `437a543` the `cpu` "
-            "preset adapted for 4 epochs, from it on for 2, so a page rendered before it shows other numbers. "
+            "2-core CPU type). The preset is the one of the commit in each row (the `cpu` preset has adapted for 2 "
+            "epochs since commit `437a543`; a page rendered before it shows the 4-epoch numbers). "
             "A notebook missing here has not been rendered yet: `make docs` renders every notebook, reusing "
             "the stages already trained in `runs/series-<preset>`.", "",
             "| notebook | page | preset | run time | figures | executed | commit |",

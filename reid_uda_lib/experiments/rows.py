@@ -26,8 +26,12 @@ ON_REQUEST: tuple[str, ...] = ("lf2_base",)
 PAIRED: tuple[tuple[tuple[str, str | None], tuple[str, str | None], str], ...] = (
     (("dcdfa", None), ("sbase", None), "DCDFA Table 1: SBase+DCDFA above SBase"),
     (("dcdfa", "b"), ("sbase", None), "DCDFA Table 2: b alone above SBase's f"),
+    (("dcdfa_cid", None), ("sbase", None), "DCDFA Table 3: L_CID alone adds a little to SBase"),
+    (("dcdfa_cid_domain", None), ("sbase", None), "DCDFA Table 3: L_CID + L_Domain add to SBase"),
+    (("dcdfa", None), ("dcdfa_cid_domain", None), "DCDFA Table 3: L^b_RReID adds to L_CID + L_Domain"),
     (("lf2", None), ("lf2_nofm", None), "LF² Table II: the Fusion Module adds"),
     (("lf2_nofm", None), ("lf2_base", None), "LF² Table II: part features and levels add to the baseline"),
+    (("lf2_fmloss", None), ("lf2", None), "LF² + this project's FM term above LF² as printed"),
     (("lf2_dcdfa", None), ("lf2", None), "LF² + DCDFA above LF² (this project's combination)"),
 )
 

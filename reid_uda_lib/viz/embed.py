@@ -86,6 +86,17 @@ def _colours(labels: np.ndarray):
     return col, len(values)
 
 
+#: Characters of a panel title that fit one line of a 2.7-inch panel at the medium font size; a longer title
+#: puts the feature set's name on a line of its own (else the titles of neighbouring panels run into each other).
+TITLE_CHARS = 30
+
+
+def _panel_title(name: str, method: str, key: str, n_values: int, wrap: bool) -> str:
+    """``"f · t-SNE · by domain (2)"``, or with the name on a line of its own (``wrap``)."""
+    how = f"{'t-SNE' if method == 'tsne' else 'UMAP'} · by {key} ({n_values})"
+    return f"{name}\n{how}" if wrap else f"{name} · {how}"
+
+
 def plot_embeddings(features: Mapping[str, object], colour_by: Mapping[str, Sequence],
                     methods: Sequence[str] = METHODS, seed: int = 0, title: str = "",
                     path: str | Path | None = None, point_size: float = 9.0,
@@ -105,6 +116,8 @@ def plot_embeddings(features: Mapping[str, object], colour_by: Mapping[str, Sequ
             raise ValueError(f"plot_embeddings: colouring {k!r} has {len(v)} labels but the feature sets have "
                              f"{n} rows")
     names, cols = list(features), [(m, key) for m in methods for key in colour_by]
+    # one layout for every panel: two-line titles everywhere when the longest would not fit on one line
+    wrap = max(len(_panel_title(nm, m, key, 99, False)) for nm in names for m, key in cols) > TITLE_CHARS
     fig = new_figure(figsize=(2.7 * len(cols), 2.6 * len(names) + (0.4 if title else 0)))
     axes = np.atleast_2d(fig.subplots(len(names), len(cols), squeeze=False))
     fig.points = {}
@@ -119,8 +132,7 @@ def plot_embeddings(features: Mapping[str, object], colour_by: Mapping[str, Sequ
             ax.scatter(xy[:, 0], xy[:, 1], c=col, s=point_size, linewidths=0)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{name} · {'t-SNE' if m == 'tsne' else 'UMAP'} · by {key} ({n_values})",
-                         fontsize="medium")
+            ax.set_title(_panel_title(name, m, key, n_values, wrap), fontsize="medium")
             if legends and key in legends:
                 from matplotlib.lines import Line2D
                 handles = [Line2D([], [], marker="o", ls="", color=col[labels == v][0], label=str(text))
