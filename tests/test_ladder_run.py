@@ -81,6 +81,22 @@ def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic
     before = (out / "results.csv").read_text()
     assert main(_args(synthetic_pair, out)) == 0
     assert (out / "results.csv").read_text() == before
+    # and with processes: the finished rows start none (their logs do not grow), the table is the same
+    logs = {p: p.stat().st_size for p in (out / "logs").glob("seed*.log") if "pretrain" not in p.name}
+    assert main(_args(synthetic_pair, out, "--jobs", "2")) == 0
+    printed = capsys.readouterr().out
+    assert ("4 finished rows reused without a process: seed0-oracle, seed0-base, seed1-oracle, seed1-base"
+            in printed), printed
+    assert "-base: running" not in printed and "seed0-pretrain: done" in printed
+    assert all(p.stat().st_size == n for p, n in logs.items())
+    assert (out / "results.csv").read_text() == before
+    # a seed whose pretraining is not complete skips nothing: its rows are checked against it in their process
+    (out / "seed1" / "pretrain" / "summary.json").unlink()
+    assert main(_args(synthetic_pair, out, "--jobs", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "2 finished rows reused without a process: seed0-oracle, seed0-base" in printed, printed
+    assert "seed1-base: done" in printed and "seed0-base: running" not in printed
+    assert (out / "results.csv").read_text() == before
     # another setting into the same folder is refused before any stage runs, naming the field
     assert main(_args(synthetic_pair, out, "--set", "uda.eps=0.6")) == 2
     assert "uda.eps: 0.7 in the checkpoint, 0.6 asked" in capsys.readouterr().err

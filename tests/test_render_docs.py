@@ -28,6 +28,24 @@ def test_shrink_png_keeps_the_size_and_the_colours_of_a_plot():
     assert np.abs(np.asarray(img, dtype=int) - x.astype(int)).max() <= 8        # a palette, not a blur
 
 
+def test_shrink_png_keeps_the_figures_text_size_record():
+    """The browser check reads the smallest text size from the PNG's tEXt chunk: re-encoding must keep it."""
+    from PIL import PngImagePlugin
+
+    from reid_uda_lib.viz.figure import PNG_TEXT_KEY
+    x = np.full((60, 90, 3), 255, np.uint8)
+    x[10:50, 20:25] = (31, 119, 180)
+    x += np.random.default_rng(0).integers(0, 3, x.shape, dtype=np.uint8) * (x < 250)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(PNG_TEXT_KEY, "12.50")
+    buf = io.BytesIO()
+    Image.fromarray(x).save(buf, format="PNG", pnginfo=info)
+    before = base64.b64encode(buf.getvalue()).decode("ascii")
+    after = shrink_png(before)
+    assert after != before                                  # re-encoded, and still carries the record
+    assert Image.open(io.BytesIO(base64.b64decode(after))).text.get(PNG_TEXT_KEY) == "12.50"
+
+
 def test_shrink_png_leaves_an_image_it_cannot_shrink():
     tiny = _b64(Image.new("RGB", (1, 1), (0, 0, 0)))
     assert base64.b64decode(shrink_png(tiny))[:8] == b"\x89PNG\r\n\x1a\n"

@@ -120,15 +120,21 @@ def math_to_mathml(markdown: str) -> str:
 
 def shrink_png(b64: str) -> str:
     """A base64 PNG re-encoded with a 256-colour palette when that is smaller (same pixel size; plots have few
-    colours, so the loss is invisible), else unchanged. Keeps the rendered copy small."""
+    colours, so the loss is invisible), else unchanged. Keeps the rendered copy small. The PNG's text chunks
+    go with it (the smallest text size the library records in its figures, ``reid_uda_lib.viz.figure.PNG_TEXT_KEY``,
+    which the browser check reads; same pixel size, so the value still holds)."""
     import base64
     import io
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     raw = base64.b64decode(b64)
-    img = Image.open(io.BytesIO(raw)).convert("RGB")
+    original = Image.open(io.BytesIO(raw))
+    info = PngImagePlugin.PngInfo()
+    for key, value in getattr(original, "text", {}).items():
+        info.add_text(key, value)
+    img = original.convert("RGB")
     buf = io.BytesIO()
-    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True, pnginfo=info)
     small = buf.getvalue()
     return base64.b64encode(small).decode("ascii") if len(small) < len(raw) else b64
 

@@ -46,10 +46,16 @@ def _stages(cfg: Config, source: ReidDataset, target: ReidDataset, folder: Path,
 
 
 def preflight_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str | Path,
-                   rows: Sequence[str], override_identity: bool = False) -> None:
-    """Check every stage folder of one seed (reuse, identity, lock, config) without writing anything."""
+                   rows: Sequence[str], override_identity: bool = False) -> set[str]:
+    """Check every stage folder of one seed (reuse, identity, lock, config) without writing anything; return the
+    rows whose stage is complete and would only be reused, from a complete pretraining (none when the pretraining
+    is still to train: a row made from another pretraining is then refused when it starts)."""
+    finished = {}
     for path, stage, stage_cfg, data, init in _stages(cfg, source, target, Path(folder), rows):
-        preflight(path, stage, stage_cfg, "auto", data, override_identity, init=init)
+        finished[path.name] = preflight(path, stage, stage_cfg, "auto", data, override_identity, init=init)
+    if not finished.pop("pretrain", False):
+        return set()
+    return {row for row, done in finished.items() if done}
 
 
 class RowClock:
@@ -158,8 +164,9 @@ def run_ladder(cfg: Config, source_dir: str | Path, target_dir: str | Path, out_
     out = Path(out_dir)
     source, target = load_dataset(source_dir, verify=verify), load_dataset(target_dir, verify=verify)
     cfgs = {s: cfg.override(seed=s) for s in seeds}
-    for s in seeds:                       # every folder of every seed is checked before any work
-        preflight_seed(cfgs[s], source, target, seed_dir(out, s), rows, override_identity)
+    finished = {}                         # every folder of every seed is checked before any work
+    for s in seeds:
+        finished[s] = preflight_seed(cfgs[s], source, target, seed_dir(out, s), rows, override_identity)
     if progress:
         print(source.summary())
         print(target.summary())
@@ -168,7 +175,8 @@ def run_ladder(cfg: Config, source_dir: str | Path, target_dir: str | Path, out_
     commit = git_commit()               # the code that trains: a commit made during a long run must not be named
     if jobs > 1:
         from .parallel import run_parallel
-        run_parallel(cfgs, source_dir, target_dir, out, rows, int(jobs), override_identity, progress)
+        run_parallel(cfgs, source_dir, target_dir, out, rows, int(jobs), override_identity, progress,
+                     finished=finished)
     else:
         for s in seeds:
             run_seed(cfgs[s], source, target, seed_dir(out, s), rows, progress, override_identity)

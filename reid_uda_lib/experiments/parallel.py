@@ -86,14 +86,26 @@ def threads_for(running: Sequence[Item], pending: list[Item], pretrained: set[in
 
 
 def run_parallel(cfgs: dict[int, Config], source_dir, target_dir, out: Path, rows: Sequence[str], jobs: int,
-                 override_identity: bool, progress: bool = True) -> None:
-    """Run every item of the ladder, up to ``jobs`` processes at once (see the module docstring)."""
+                 override_identity: bool, progress: bool = True,
+                 finished: Optional[dict[int, set[str]]] = None) -> None:
+    """Run every item of the ladder, up to ``jobs`` processes at once (see the module docstring).
+
+    ``finished``: ``{seed: rows}`` whose stages the caller's preflight found complete
+    (:func:`~reid_uda_lib.experiments.ladder.preflight_seed`): they start no process (a process would only
+    import, check and reuse them: 10-40 s each on a 2-core CPU), and the report reads their folders as they are.
+    A seed's pretraining item always runs (it recomputes ``direct_bn``)."""
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     package_root = str(Path(__file__).resolve().parents[2])      # the children import this same package
     base_env = {**os.environ, PARENT_ENV: str(os.getpid()),      # the children end when this process ends
                 "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
     pending = plan_items(list(cfgs), rows)
+    skip = [it for it in pending if not it.pretraining and it.rows[0] in (finished or {}).get(it.seed, ())]
+    for item in skip:
+        pending.remove(item)
+    if skip:
+        print(f"{len(skip)} finished row{'s' if len(skip) > 1 else ''} reused without a process: "
+              + ", ".join(it.name for it in skip), flush=True)
     running: list[Item] = []
     pretrained: set[int] = set()
     failed: list[Item] = []

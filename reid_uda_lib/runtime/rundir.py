@@ -120,23 +120,11 @@ class RunDir:
         logged, ``summary.json`` written, and no other live process holding the lock. Then nothing more is
         written (not even the lock); anything short of that, a lock file in the folder, or something a kill left
         to repair (a torn log line, a temporary checkpoint) goes through the locked path."""
-        epochs = getattr(getattr(self.cfg, self.stage, None), "epochs", None)
-        if not resume or epochs is None or not self.checkpoint.is_file() \
-                or not (self.root / "summary.json").is_file():
+        found = finished_state(self.root, self.stage, self.cfg, resume, self.identity, override_identity, self.ignore)
+        if found is None:
             return False
-        if (self.root / LOCK_NAME).exists():        # a writer, or a stale lock: the locked path refuses or
-            return False                            # takes it over, as for any stage
-        if any(self.root.glob(self.checkpoint.name + ".*.tmp")) or not _log_intact(self.root / "metrics.jsonl"):
-            return False                            # a kill left something to repair: the locked path does it
-        state = check_reuse(self.root, self.stage, self.cfg, resume, self.identity, override_identity, self.ignore)
-        if state is None or int(state["epoch"]) + 1 < int(epochs):
-            return False
-        log = MetricsLog(self.root / "metrics.jsonl")
-        saved = state.get("record")
-        if saved is not None and not any(r.get("stage") == self.stage and r.get("epoch") == saved.get("epoch")
-                                         for r in log.read()):
-            return False                            # its last evaluation is pending: the locked path does it
-        self.log, self.resume_state, self.read_only = log, state, True
+        state, self.log = found
+        self.resume_state, self.read_only = state, True
         self.start_epoch = int(state["epoch"]) + 1
         return True
 
@@ -294,6 +282,33 @@ def _log_intact(path: Path) -> bool:
     return not data or data.endswith(b"\n")
 
 
+def finished_state(root: str | Path, stage: str, cfg: Config, resume: bool | str, identity: Mapping[str, Any],
+                   override_identity: bool = False, ignore: Iterable[str] = ()) -> Optional[tuple[dict, MetricsLog]]:
+    """``(checkpoint state, metrics log)`` when ``root`` holds ``stage`` complete, to be reused read-only: every
+    epoch checkpointed, the last one's record logged, ``summary.json`` written, no lock file, nothing a kill left to
+    repair, and the identity and settings :func:`check_reuse` asks for (it raises where it would); else None.
+    Writes nothing (:class:`RunDir` reuses such a folder without its lock; the ladder's parent process skips its
+    row, :func:`preflight`)."""
+    root = Path(root)
+    checkpoint = root / "checkpoint.pt"
+    epochs = getattr(getattr(cfg, stage, None), "epochs", None)
+    if not resume or epochs is None or not checkpoint.is_file() or not (root / "summary.json").is_file():
+        return None
+    if (root / LOCK_NAME).exists():                 # a writer, or a stale lock: the locked path refuses or
+        return None                                 # takes it over, as for any stage
+    if any(root.glob(checkpoint.name + ".*.tmp")) or not _log_intact(root / "metrics.jsonl"):
+        return None                                 # a kill left something to repair: the locked path does it
+    state = check_reuse(root, stage, cfg, resume, identity, override_identity, ignore)
+    if state is None or int(state["epoch"]) + 1 < int(epochs):
+        return None
+    log = MetricsLog(root / "metrics.jsonl")
+    saved = state.get("record")
+    if saved is not None and not any(r.get("stage") == stage and r.get("epoch") == saved.get("epoch")
+                                     for r in log.read()):
+        return None                                 # its last evaluation is pending: the locked path does it
+    return state, log
+
+
 def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str, identity: Mapping[str, Any],
                 override_identity: bool = False, ignore: Iterable[str] = ()) -> Optional[dict[str, Any]]:
     """Read-only check that ``out_dir`` may be used for this stage; return the checkpoint to resume (or None).
@@ -325,15 +340,19 @@ def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str
 
 def preflight(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str,
               datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False,
-              init: Optional[str | Path] = None, ignore: Iterable[str] = ()) -> None:
+              init: Optional[str | Path] = None, ignore: Iterable[str] = ()) -> bool:
     """Everything :class:`RunDir` would refuse, checked without writing (the CLI and the pipeline check
     every stage of a run before the first one starts); also a lock held by another live process.
     An ``init`` checkpoint that does not exist yet (made by an earlier stage of the same pipeline) is not
     compared here; :class:`RunDir` compares it when the stage starts. The config is the caller's to validate
-    (:func:`reid_uda_lib.train.preflight` does both)."""
+    (:func:`reid_uda_lib.train.preflight` does both). Returns True when the stage is complete and would be
+    reused read-only (:func:`finished_state`), False when it would be trained or continued."""
     from .provenance import INIT_PENDING
     if init is not None and not Path(init).is_file():
         init = INIT_PENDING
-    check_reuse(out_dir, stage, cfg, resume, run_identity(cfg.to_dict(), stage, datasets, init=init, ignore=ignore),
-                override_identity, ignore)
+    identity = run_identity(cfg.to_dict(), stage, datasets, init=init, ignore=ignore)
+    if finished_state(out_dir, stage, cfg, resume, identity, override_identity, ignore) is not None:
+        return True
+    check_reuse(out_dir, stage, cfg, resume, identity, override_identity, ignore)
     RunLock(out_dir).check()
+    return False

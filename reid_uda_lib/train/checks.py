@@ -78,7 +78,7 @@ def check_init(cfg: Config, stage: str, init: Optional[str | Path]) -> None:
 
 
 def check_start(cfg: Config, stage: str, target: Any = None, source: Any = None,
-                init: Optional[str | Path] = None) -> None:
+                init: Optional[str | Path] = None) -> bool:
     """Validate ``cfg`` and its device; check that ``source`` and ``target`` can serve the stage with the run's
     :func:`role_needs` (a pretraining evaluates on the target, a UDA stage adapts to it), that ``init`` is a
     checkpoint the stage can start from, and that the clustering and evaluation fit in memory."""
@@ -99,11 +99,12 @@ def check_start(cfg: Config, stage: str, target: Any = None, source: Any = None,
 
 def preflight(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str,
               datasets: Optional[Mapping[str, Any]] = None, override_identity: bool = False,
-              init: Optional[str | Path] = None) -> None:
+              init: Optional[str | Path] = None) -> bool:
     """Everything the stage would refuse, checked without writing: the config, the device, the data's roles, the
     init checkpoint, the memory and the folder (reuse, identity, lock;
-    :func:`reid_uda_lib.runtime.rundir.preflight`)."""
+    :func:`reid_uda_lib.runtime.rundir.preflight`). Returns True when the stage is complete and would be reused
+    read-only."""
     data = datasets or {}
     check_start(cfg, stage, data.get("target"), data.get("source"), init=init)
-    rundir.preflight(out_dir, stage, cfg, resume, datasets, override_identity, init=init,
-                     ignore=stage_ignores(stage))
+    return rundir.preflight(out_dir, stage, cfg, resume, datasets, override_identity, init=init,
+                            ignore=stage_ignores(stage))
