@@ -282,31 +282,45 @@ def _log_intact(path: Path) -> bool:
     return not data or data.endswith(b"\n")
 
 
-def finished_state(root: str | Path, stage: str, cfg: Config, resume: bool | str, identity: Mapping[str, Any],
-                   override_identity: bool = False, ignore: Iterable[str] = ()) -> Optional[tuple[dict, MetricsLog]]:
-    """``(checkpoint state, metrics log)`` when ``root`` holds ``stage`` complete, to be reused read-only: every
-    epoch checkpointed, the last one's record logged, ``summary.json`` written, no lock file, nothing a kill left to
-    repair, and the identity and settings :func:`check_reuse` asks for (it raises where it would); else None.
-    Writes nothing (:class:`RunDir` reuses such a folder without its lock; the ladder's parent process skips its
-    row, :func:`preflight`)."""
-    root = Path(root)
-    checkpoint = root / "checkpoint.pt"
+def _untouched_complete(root: Path, stage: str, cfg: Config, resume: bool | str) -> bool:
+    """The files of a complete stage that no process is writing: a checkpoint, ``summary.json``, no lock file, no
+    temporary checkpoint, an intact log (the checkpoint's contents are :func:`_reusable_log`'s to check)."""
     epochs = getattr(getattr(cfg, stage, None), "epochs", None)
+    checkpoint = root / "checkpoint.pt"
     if not resume or epochs is None or not checkpoint.is_file() or not (root / "summary.json").is_file():
-        return None
+        return False
     if (root / LOCK_NAME).exists():                 # a writer, or a stale lock: the locked path refuses or
-        return None                                 # takes it over, as for any stage
-    if any(root.glob(checkpoint.name + ".*.tmp")) or not _log_intact(root / "metrics.jsonl"):
-        return None                                 # a kill left something to repair: the locked path does it
-    state = check_reuse(root, stage, cfg, resume, identity, override_identity, ignore)
-    if state is None or int(state["epoch"]) + 1 < int(epochs):
+        return False                                # takes it over, as for any stage
+    # a kill left something to repair: the locked path does it
+    return not any(root.glob(checkpoint.name + ".*.tmp")) and _log_intact(root / "metrics.jsonl")
+
+
+def _reusable_log(root: Path, stage: str, cfg: Config, state: Optional[dict]) -> Optional[MetricsLog]:
+    """The stage's log when ``state`` (its checkpoint) holds the last epoch and that epoch's record is logged."""
+    epochs = getattr(getattr(cfg, stage, None), "epochs", None)
+    if state is None or epochs is None or int(state["epoch"]) + 1 < int(epochs):
         return None
     log = MetricsLog(root / "metrics.jsonl")
     saved = state.get("record")
     if saved is not None and not any(r.get("stage") == stage and r.get("epoch") == saved.get("epoch")
                                      for r in log.read()):
         return None                                 # its last evaluation is pending: the locked path does it
-    return state, log
+    return log
+
+
+def finished_state(root: str | Path, stage: str, cfg: Config, resume: bool | str, identity: Mapping[str, Any],
+                   override_identity: bool = False, ignore: Iterable[str] = ()) -> Optional[tuple[dict, MetricsLog]]:
+    """``(checkpoint state, metrics log)`` when ``root`` holds ``stage`` complete, to be reused read-only: every
+    epoch checkpointed, the last one's record logged, ``summary.json`` written, no lock file, nothing a kill left to
+    repair, and the identity and settings :func:`check_reuse` asks for (it raises where it would); else None.
+    Writes nothing (:class:`RunDir` reuses such a folder without its lock; :func:`preflight` says so, and the
+    ladder's parent process then starts no process for the row)."""
+    root = Path(root)
+    if not _untouched_complete(root, stage, cfg, resume):
+        return None
+    state = check_reuse(root, stage, cfg, resume, identity, override_identity, ignore)
+    log = _reusable_log(root, stage, cfg, state)
+    return None if log is None else (state, log)
 
 
 def check_reuse(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str, identity: Mapping[str, Any],
@@ -350,9 +364,10 @@ def preflight(out_dir: str | Path, stage: str, cfg: Config, resume: bool | str,
     from .provenance import INIT_PENDING
     if init is not None and not Path(init).is_file():
         init = INIT_PENDING
-    identity = run_identity(cfg.to_dict(), stage, datasets, init=init, ignore=ignore)
-    if finished_state(out_dir, stage, cfg, resume, identity, override_identity, ignore) is not None:
-        return True
-    check_reuse(out_dir, stage, cfg, resume, identity, override_identity, ignore)
+    root = Path(out_dir)
+    state = check_reuse(root, stage, cfg, resume, run_identity(cfg.to_dict(), stage, datasets, init=init,
+                                                               ignore=ignore), override_identity, ignore)
+    if _untouched_complete(root, stage, cfg, resume) and _reusable_log(root, stage, cfg, state) is not None:
+        return True                                 # as finished_state, with the checkpoint read once
     RunLock(out_dir).check()
     return False

@@ -78,7 +78,7 @@ def check_init(cfg: Config, stage: str, init: Optional[str | Path]) -> None:
 
 
 def check_start(cfg: Config, stage: str, target: Any = None, source: Any = None,
-                init: Optional[str | Path] = None) -> bool:
+                init: Optional[str | Path] = None) -> None:
     """Validate ``cfg`` and its device; check that ``source`` and ``target`` can serve the stage with the run's
     :func:`role_needs` (a pretraining evaluates on the target, a UDA stage adapts to it), that ``init`` is a
     checkpoint the stage can start from, and that the clustering and evaluation fit in memory."""

@@ -116,8 +116,11 @@ def plot_embeddings(features: Mapping[str, object], colour_by: Mapping[str, Sequ
             raise ValueError(f"plot_embeddings: colouring {k!r} has {len(v)} labels but the feature sets have "
                              f"{n} rows")
     names, cols = list(features), [(m, key) for m in methods for key in colour_by]
+    labels_of = {key: np.asarray(v) for key, v in colour_by.items()}
+    palettes = {key: _colours(v) for key, v in labels_of.items()}          # (colours, n values), once per colouring
     # one layout for every panel: two-line titles everywhere when the longest would not fit on one line
-    wrap = max(len(_panel_title(nm, m, key, 99, False)) for nm in names for m, key in cols) > TITLE_CHARS
+    wrap = max(len(_panel_title(nm, m, key, palettes[key][1], False)) for nm in names for m, key in cols) \
+        > TITLE_CHARS
     fig = new_figure(figsize=(2.7 * len(cols), 2.6 * len(names) + (0.4 if title else 0)))
     axes = np.atleast_2d(fig.subplots(len(names), len(cols), squeeze=False))
     fig.points = {}
@@ -126,8 +129,8 @@ def plot_embeddings(features: Mapping[str, object], colour_by: Mapping[str, Sequ
             if (name, m) not in fig.points:
                 fig.points[(name, m)] = embed_2d(features[name], method=m, seed=seed)
             xy = fig.points[(name, m)]
-            labels = np.asarray(colour_by[key])
-            col, n_values = _colours(labels)
+            labels = labels_of[key]
+            col, n_values = palettes[key]
             ax = axes[r, c]
             ax.scatter(xy[:, 0], xy[:, 1], c=col, s=point_size, linewidths=0)
             ax.set_xticks([])
