@@ -1,7 +1,7 @@
 """Loader throughput against model step time, in one process: where a training step's time goes.
 
-Five figures in images/s, at a preset's shapes (default ``cpu``: resnet18 at 128×64, batches of 2 × 32 images,
-the UDA loop's mixed source + target batch):
+Five figures in images/s, at a preset's shapes (default ``cpu``: MobileNetV2 at 128×64, batches of 2 × 32
+images, the UDA loop's mixed source + target batch; the weights are random, which times the same):
 
 1. the train loader alone (PK sampler, decode, augment, collate; the images of the synthetic pair),
 2. the test loader alone (decode, resize, normalise),
@@ -16,6 +16,11 @@ stride 2, ``channels_last``, a GPU), not the data pipeline (more workers).
     .venv/bin/python benchmarks/bench_throughput.py --steps 3 --loader-batches 5   # quick (make bench)
     .venv/bin/python benchmarks/bench_throughput.py --device cuda --preset paper --workers 4
     .venv/bin/python benchmarks/bench_throughput.py --channels-last       # the memory-format lever
+    .venv/bin/python benchmarks/bench_throughput.py --channels-last --threads 1,2   # what a second thread buys
+
+``--threads 1,2``: afterwards, the pretraining's step (one batch of ``data.batch_size`` source images) and
+inference, timed at each torch thread count in turn (``torch.set_num_threads``; interleaved rounds, best of
+``--rounds``), with each count's speed-up over the first.
 """
 from __future__ import annotations
 
@@ -59,7 +64,15 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=5, help="timed model steps (after one warm-up step)")
     ap.add_argument("--loader-batches", type=int, default=20, help="timed loader batches")
     ap.add_argument("--channels-last", action="store_true", help="model and inputs in channels_last")
+    ap.add_argument("--threads", default="", help="comma-separated torch thread counts to compare (e.g. 1,2)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of --threads (best is kept)")
     args = ap.parse_args(argv)
+    try:
+        threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    except ValueError:
+        ap.error(f"--threads: expected comma-separated positive integers such as 1,2; got {args.threads!r}")
+    if any(t < 1 for t in threads) or args.rounds < 1:
+        ap.error(f"--threads and --rounds must be >= 1; got {args.threads!r}, {args.rounds}")
 
     device = resolve_device(args.device)
     over = {"model.weights": None, "device": str(device)}
@@ -132,6 +145,23 @@ def main(argv=None) -> int:
     print(f"ratios: train loader / model step {r_train / r_step:.1f}x, test loader / inference "
           f"{r_test / r_inf:.1f}x, whole step / model step {r_whole / r_step:.2f} "
           f"({'the model is the cost' if r_train > 3 * r_step else 'the loader matters'})")
+    if threads:
+        xp, yp = x[:d.batch_size], y[:d.batch_size]
+        best: dict[int, list[float]] = {t: [float("inf"), float("inf")] for t in threads}
+        for _ in range(args.rounds):
+            for t in threads:
+                torch.set_num_threads(t)
+                model.train()
+                best[t][0] = min(best[t][0], timed(lambda: step(xp, yp), args.steps))
+                model.eval()
+                with torch.no_grad():
+                    best[t][1] = min(best[t][1], timed(lambda: model(xt), args.steps))
+        model.train()
+        t0, i0 = best[threads[0]]
+        for t in threads:
+            ts, ti = best[t]
+            print(f"{t} thread{'s' if t > 1 else ' '}: pretraining step ({d.batch_size} images) {ts * 1000:6.0f} ms "
+                  f"({t0 / ts:.2f}x), inference ({d.test_batch_size} images) {ti * 1000:6.0f} ms ({i0 / ti:.2f}x)")
     return 0
 
 

@@ -62,6 +62,8 @@ def test_kill_then_resume_reuses_finished_stages_and_reports_every_row(synthetic
         for row in ("pretrain", "oracle", "base"):
             records = [json.loads(x) for x in (out / f"seed{s}" / row / "metrics.jsonl").read_text().splitlines()]
             assert [r["epoch"] for r in records] == list(range(len(records))) and len(records) >= 1, (s, row)
+        # the rows' first-epoch passes on the pretrained model went through the seed's shared cache
+        assert list((out / f"seed{s}" / "pass_cache").glob("features-*.pt")), s
         timings = json.loads((out / f"seed{s}" / "timings.json").read_text())
         assert set(timings) == {"direct", "oracle", "base"} and all(t["seconds"] > 0 for t in timings.values())
         assert timings["base"]["epochs"] == 2

@@ -15,7 +15,7 @@ statistics alone lifts target mAP from 16.1 to 21.3: most of the domain gap ther
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -84,17 +84,23 @@ class TargetBNStats:
     nothing trains in between, and :func:`refresh_bn_stats` is a function of the weights and the images alone
     (it resets the statistics first), so the second pass would reproduce the first bit for bit. ``ensure``
     skips it; ``invalidate`` is called once training changes the weights.
+
+    ``first_pass``: what makes the first refresh, on the weights the network has when this object is made (the
+    UDA loop gives :meth:`~.pass_cache.PassCache.bn_stats` at the start of a fresh run: the rows of a seed
+    share it); every later refresh is a :func:`refresh_bn_stats` pass.
     """
 
     def __init__(self, net: nn.Module, items: Sequence[tuple], cfg: DataConfig, device: torch.device,
-                 progress: bool = True):
+                 progress: bool = True, first_pass: Optional[Callable[..., int]] = None):
         self.net, self.items, self.cfg, self.device, self.progress = net, items, cfg, device, progress
         self.fresh = False
         self.passes = 0
+        self.first_pass = first_pass
 
     def ensure(self) -> None:
         if not self.fresh:
-            refresh_bn_stats(self.net, self.items, self.cfg, self.device, progress=self.progress)
+            refresh = self.first_pass if self.first_pass is not None and self.passes == 0 else refresh_bn_stats
+            refresh(self.net, self.items, self.cfg, self.device, progress=self.progress)
             self.passes += 1
             self.fresh = True
 

@@ -8,6 +8,9 @@ Layout of ``--out``::
                                   (methods/oracle.py)
     <out>/seed<S>/<method>/       one UDA run per method row
     <out>/seed<S>/timings.json    wall seconds spent training each row (updated after every epoch)
+    <out>/seed<S>/pass_cache/     the passes every row's first epoch makes on the pretrained model (source
+                                  prototypes, target BatchNorm statistics, features), made once and read by
+                                  the seed's other rows with the same kernels (core/pass_cache.py)
     <out>/logs/seed<S>-<row>.log  with ``--jobs N``: the log of each process (a seed's pretraining, then
                                   one process per row)
     <out>/results.md, results.csv the table (experiments/report.py)
@@ -34,6 +37,9 @@ from ..runtime.checkpoint import atomic_write_text
 from ..train.checks import preflight
 from .folders import parse_seeds, seed_dir
 from .rows import methods_of, parse_rows
+
+#: the seed folder's shared first-epoch passes (core/pass_cache.py)
+PASS_CACHE = "pass_cache"
 
 
 def _stages(cfg: Config, source: ReidDataset, target: ReidDataset, folder: Path, rows: Sequence[str]):
@@ -128,7 +134,8 @@ def run_seed(cfg: Config, source: ReidDataset, target: ReidDataset, folder: str 
         out["direct_bn"] = direct_bn_row(cfg, init, target, folder / "direct_bn", progress)
     for m in methods_of(rows):
         out[m] = adapt(cfg.override(**{"uda.method": m}), source, target, init, folder / m, resume="auto",
-                       progress=progress, on_epoch_end=clock.start(m), override_identity=ident)
+                       progress=progress, on_epoch_end=clock.start(m), override_identity=ident,
+                       pass_cache=folder / PASS_CACHE)
     return out
 
 

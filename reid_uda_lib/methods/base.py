@@ -38,7 +38,7 @@ The loop never tests a method's name: everything a method changes goes through t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -102,6 +102,15 @@ class ClusterContext:
     device: torch.device
     epoch: int
     progress: bool = True
+    # the feature pass (core.features.extract_features' signature); at the first epoch of a fresh run the loop
+    # gives one that reads the pass from the seed's cache (core/pass_cache.py) when another row made it
+    extract: Optional[Callable[..., Any]] = None
+
+    def features(self, net: nn.Module, desc: str = "target features") -> Any:
+        """``net``'s L2-normalised BNNeck features of the target train items, in item order."""
+        from ..core.features import extract_features
+        return (self.extract or extract_features)(net, self.items, self.cfg.data, self.device, desc=desc,
+                                                  progress=self.progress)
 
 
 def clustering_features(feats, ctx: ClusterContext):
@@ -188,10 +197,8 @@ class UDAMethod:
         ``uda.camera_norm``)."""
         from ..cluster import pseudo_labels
         from ..runtime.distributed import on_rank0
-        from ..core.features import extract_features
         cfg, u = ctx.cfg, ctx.cfg.uda
-        feats = extract_features(ctx.eval_net, ctx.items, cfg.data, ctx.device, desc="target features",
-                                 progress=ctx.progress)
+        feats = ctx.features(ctx.eval_net)
         # under torchrun: rank 0 clusters, every process gets its labels
         clus = clustering_features(feats, ctx)
         info: dict = {}

@@ -51,11 +51,8 @@ class OracleMethod(UDAMethod):
     """SBase with the true target identities as its labels (see the module docstring)."""
 
     def pseudo_labels(self, ctx: ClusterContext) -> LabelSets:
-        from ..core.features import extract_features
         labels = true_identity_labels(ctx.items)
-        feats = extract_features(ctx.eval_net, ctx.items, ctx.cfg.data, ctx.device, desc="target features",
-                                 progress=ctx.progress)
-        return LabelSets([labels], feats)
+        return LabelSets([labels], ctx.features(ctx.eval_net))
 
 
 def oracle_steps_per_epoch(cfg: Config, n_target_train: int) -> int:

@@ -45,6 +45,7 @@ from ..runtime.amp import Precision
 from ..runtime.provenance import INIT_PENDING
 from ..core.loaders import num_batches_for, to_device, train_loader
 from ..core.bn_stats import TargetBNStats, bn_subset
+from ..core.pass_cache import PassCache
 from ..runtime.lock import release_on_error
 from ..methods.activity import stuck_terms, term_activity
 from ..methods.base import ClusterContext, EpochContext, EvalContext
@@ -57,11 +58,17 @@ from .uda_step import TARGET_HEAD, UDAParts, train_step
 @release_on_error
 def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint: str | Path | None,
           out_dir: str | Path, resume: bool | str = False, progress: bool = True,
-          on_epoch_end: Optional[Callable[[int, dict], None]] = None, override_identity: bool = False) -> dict:
+          on_epoch_end: Optional[Callable[[int, dict], None]] = None, override_identity: bool = False,
+          pass_cache: str | Path | None = None) -> dict:
     """Adapt a source-pretrained model to ``target`` without its labels, with method ``cfg.uda.method``.
 
     ``init_checkpoint`` is a pretraining (or earlier UDA) checkpoint; it is ignored when resuming a run
     from ``<out_dir>/checkpoint.pt``. Returns the summary (final target metrics, last label quality).
+    ``pass_cache``: a folder shared by the rows of a seed (the ladder gives ``<seed>/pass_cache``). A fresh run
+    reads from it the passes its first epoch makes on the initial network (source prototypes, target
+    BatchNorm statistics, the first clustering's features) when another row made them with the same weights,
+    images, settings and kernels, and writes those it makes (:mod:`reid_uda_lib.core.pass_cache`); the
+    results are the same, bit for bit.
     """
     check_start(cfg, "uda", target, source, init=init_checkpoint)
     ddp.init_distributed(cfg.device)
@@ -109,17 +116,20 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
     step = run.restore(model=model, extra=extra, optimizer=optimizer, mean_net=mean_net, mean_extra=mean_extra,
                        memory=memory, precision=precision.checkpointed())
     ddp.broadcast_state(model, extra)               # under torchrun: every process starts from rank 0's weights
+    # the passes on the initial network, shared with the seed's other rows (a resumed run has trained weights)
+    shared = PassCache(pass_cache) if pass_cache is not None and run.resume_state is None else None
     if run.resume_state is None and memory is not None:
         # Source prototypes: the mean feature of each source identity under the initial model.
-        feats = extract_features(eval_net, source.train, cfg.data, device, desc="source prototypes",
-                                 progress=progress)
+        feats = (shared.features if shared else extract_features)(eval_net, source.train, cfg.data, device,
+                                                                   desc="source prototypes", progress=progress)
         pids = torch.as_tensor([p for _, p, _ in source.train], device=device)
         memory.init_source(_class_means(feats, pids, n_src))
 
     true_ids = np.asarray([p for _, p, _ in target.train])
     epochs = cfg.uda.epochs
     target_bn = TargetBNStats(eval_net, bn_subset(target.train, cfg.uda.target_bn_images), cfg.data, device,
-                              progress=progress) if cfg.uda.target_bn else None
+                              progress=progress, first_pass=shared.bn_stats if shared else None) \
+        if cfg.uda.target_bn else None
 
     def evaluate(epoch: int) -> dict:
         """After the epoch's checkpoint: the method's probes, the target test metrics of this epoch (and, at
@@ -145,8 +155,9 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
         # 1-2. pseudo labels from the Mean-Net's features (one label set per level; level 0 is trained on)
         if target_bn is not None:                       # AdaBN: target statistics for clustering (bn_stats.py);
             target_bn.ensure()                          # skipped when the last evaluation just refreshed them
+        first = shared is not None and epoch == 0           # the initial network: its pass may be shared
         sets = method.pseudo_labels(ClusterContext(eval_net, eval_extra, model, extra, target.train, cfg, device,
-                                                   epoch, progress))
+                                                   epoch, progress, extract=shared.features if first else None))
         for level in sets.labels:
             check_clusters(level, min_clusters=2)
         labels, feats = sets.labels[0], sets.features
@@ -222,6 +233,9 @@ def adapt(cfg: Config, source: ReidDataset, target: ReidDataset, init_checkpoint
             print(f"warning: {method.name}: the term '{name}' stayed at its chance value "
                   f"({chances.get(name, float('nan')):.3f}) in every epoch: it taught the network nothing in "
                   "this run (docs/methods.md, 'Is a term active?')", flush=True)
+    if shared is not None and shared.hits:
+        print(f"{method.name}: {shared.hits} of the first epoch's passes read from {pass_cache} (made by another "
+              "row of this seed)", flush=True)
     extra_eval = {k[len("target_"):]: v for k, v in record.items() if k.startswith("target_")}
     return run.finish({"stage": "uda", "method": method.name, "checkpoint": str(run.checkpoint),
                        "epochs": epochs, "target": record.get("target"), "cluster": record.get("cluster"),
