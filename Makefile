@@ -4,7 +4,8 @@
 #   make test   set up .venv (if missing), install, run the unit tests and the notebooks (ci preset)
 # and:
 #   make ladder every ablation row over SEEDS (JOBS single-threaded processes at once: pretrainings, then rows) ->
-#               runs/ladder-$(PRESET)/results.md and results.csv (ROWS=oracle,direct,sbase,... for a subset)
+#               runs/ladder-$(PRESET)/results.md and results.csv (ROWS=oracle,direct,sbase,... for a subset;
+#               GAP=2 for the harder pair -> runs/ladder-$(PRESET)-gap2)
 #   make bench  every benchmark script at small sizes (minutes on a CPU)
 #   make gpu-check  on a lent GPU: step time/memory, clustering, resume, batch per 16/40 GB -> outputs/gpu_check (< 8 min on an H100)
 PYTHON ?= python3
@@ -14,6 +15,10 @@ PRESET ?= cpu
 SEEDS  ?= 0 1 2 3 4
 JOBS   ?= 2
 ROWS   ?=
+# GAP=2: the ladder on the harder synthetic pair (the generator's style gap 2; docs/results.md, "A harder
+# pair") in data/synthetic-gap2 -> runs/ladder-$(PRESET)-gap2; GAP=1 is the default pair
+GAP    ?= 1
+GAP_SUFFIX := $(if $(filter-out 1 1.0,$(GAP)),-gap$(GAP))
 # CPU_ISA=avx2: cap torch's CPU kernels (ATen, oneDNN, MKL) at AVX2, as on an AVX2-only CPU, which prints
 # other numbers than an AVX-512 one for the same seed (README, "Numbers across CPU types"); empty: the machine's own.
 # Its runs go to runs/demo-$(PRESET)-avx2, runs/ladder-$(PRESET)-avx2.
@@ -53,14 +58,15 @@ PIP_INDEX  = $(firstword $(call pip_conf,index-url))
 UV_ARGS    = --quiet --python $(PY) $(foreach c,$(PIP_CAPS),--constraint $(c)) \
              $(if $(PIP_INDEX),--default-index $(PIP_INDEX))
 # $(call install,<pip arguments>)
+# (pip is upgraded only where it installs the project: the venv's own pip can install uv)
 install = $(if $(filter uv,$(INSTALLER)),\
   { $(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install $(UV_ARGS) $(1); } || \
-  { echo "uv could not install $(1): installing with pip"; $(PY) -m pip install --quiet $(1); },\
-  $(PY) -m pip install --quiet $(1))
+  { echo "uv could not install $(1): installing with pip"; $(PIP_INSTALL) $(1); },\
+  $(PIP_INSTALL) $(1))
+PIP_INSTALL = $(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(call install,-e .)
 	@touch $@
 
@@ -105,9 +111,9 @@ gpu-check: $(if $(filter $(PY),$(GPU_PY)),setup)
 # pretraining first, then one process per row (on a 2-core machine this beats one 2-thread process after
 # another); each seed's rows share its pretrained model in runs/ladder-$(PRESET)/seed<S>/pretrain. Run it again after a stop: finished stages are reused.
 ladder: setup
-	$(RUN) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic --quiet \
+	$(RUN) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic$(GAP_SUFFIX) --gap $(GAP) --quiet \
 	  --seeds $(subst $(space),$(comma),$(strip $(SEEDS))) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS)) \
-	  --out runs/ladder-$(PRESET)$(ISA_SUFFIX)
+	  --out runs/ladder-$(PRESET)$(GAP_SUFFIX)$(ISA_SUFFIX)
 
 # BatchNorm groups on the synthetic pair: direct transfer and SBase with groups of 16 images (pretraining: 2 groups
 # of the 32; SBase: 4 groups of 8 + 8 of the 32 + 32, one paper GPU's share in the 4-GPU SpCL-style trainers),

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="root folder for dataset names (market1501, ...)")
     p.add_argument("--synthetic", default="data/synthetic", metavar="DIR",
                    help="without --source/--target: generate (or reuse) the default synthetic pair here")
+    p.add_argument("--gap", type=float, default=1.0,
+                   help="without --source/--target: the synthetic pair's style gap (1: the default pair; 2: the "
+                        "harder pair, docs/results.md); give each gap its own --synthetic folder")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--rows", default=None, help="comma-separated rows (default: all but lf2_base), from: "
                                                 + ", ".join(_row_names()))
@@ -187,9 +190,11 @@ def _ladder(args, argv: list[str]) -> int:
         validate_config(cfg.override(**{"uda.method": r}))
     if (args.source is None) != (args.target is None):
         raise ValueError("give both --source and --target, or neither (then the default synthetic pair is used)")
+    if args.source is not None and args.gap != 1.0:
+        raise ValueError("--gap sets the generated synthetic pair's style gap: it cannot go with --source/--target")
     if args.source is None:
         from .data.synthetic import generate_synthetic_pair
-        domains = generate_synthetic_pair(args.synthetic, seed=0, progress=not args.quiet,
+        domains = generate_synthetic_pair(args.synthetic, seed=0, gap=args.gap, progress=not args.quiet,
                                           jobs=2 if (os.cpu_count() or 1) >= 2 else 1)
         source, target = domains["A"], domains["B"]
     else:

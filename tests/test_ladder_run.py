@@ -141,6 +141,31 @@ def test_bad_rows_and_half_a_pair_are_refused_before_any_work(synthetic_pair, tm
     assert "unknown ladder row(s) 'nope'" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert main(["ladder", "--preset", "ci", "--source", str(synthetic_pair["A"]), "--out", str(tmp_path / "y")]) == 2
     assert "give both --source and --target" in capsys.readouterr().err
+    assert main(_args(synthetic_pair, tmp_path / "z", "--gap", "2")) == 2        # a gap for given folders
+    assert "--gap sets the generated synthetic pair's style gap" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
+
+
+def test_gap_reaches_the_generated_pair_and_make_ladder_gap_2_has_its_own_folders(tmp_path, monkeypatch, capsys):
+    """``ladder --gap 2`` generates the harder pair (the generator's style gap), ``make ladder GAP=2`` into
+    ``data/synthetic-gap2`` and ``runs/ladder-cpu-gap2`` (the default pair's folders are never reused for it)."""
+    import reid_uda_lib.data.synthetic as synthetic
+    asked = {}
+
+    def fake(out, seed=0, gap=1.0, **kw):
+        asked.update(out=out, seed=seed, gap=gap)
+        raise ValueError("stop here")
+    monkeypatch.setattr(synthetic, "generate_synthetic_pair", fake)
+    assert main(["ladder", "--preset", "ci", "--synthetic", str(tmp_path / "p"), "--gap", "2", "--quiet",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert asked == {"out": str(tmp_path / "p"), "seed": 0, "gap": 2.0}
+    capsys.readouterr()
+
+    def dry(*args):
+        return subprocess.run(["make", "-n", "-s", "ladder", *args], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout
+    assert "--synthetic data/synthetic-gap2 --gap 2 " in dry("GAP=2") and "--out runs/ladder-cpu-gap2" in dry("GAP=2")
+    assert "--synthetic data/synthetic --gap 1 " in dry() and "--out runs/ladder-cpu\n" in dry()
 
 
 def test_row_clock_sums_resumed_calls_and_restarts_a_row_trained_again(tmp_path, monkeypatch):

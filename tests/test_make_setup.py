@@ -60,6 +60,7 @@ def test_uv_installs_with_pips_caps_and_pip_takes_over_when_it_fails(tmp_path, u
     if uv_exit == 0:                                            # uv did it: pip installs nothing of the project
         assert pip_installs == []
         assert "installing with pip" not in res.stdout
+        assert "python -m pip install --quiet --upgrade pip" not in calls     # nor upgrades itself for nothing
     else:                                                       # uv failed: pip installs both, and says so
         assert pip_installs == ["python -m pip install --quiet -e .", "python -m pip install --quiet -e .[dev]"]
         assert res.stdout.count("installing with pip") == 2
@@ -72,7 +73,7 @@ def test_installer_pip_never_calls_uv(tmp_path):
     assert res.returncode == 0, res.stderr
     calls = log.read_text().splitlines()
     assert not any("uv" in c for c in calls)
-    assert "python -m pip install --quiet -e ." in calls
+    assert calls[-2:] == ["python -m pip install --quiet --upgrade pip", "python -m pip install --quiet -e ."]
 
 
 def test_an_unknown_installer_is_refused_in_one_line(tmp_path):
