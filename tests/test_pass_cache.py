@@ -56,6 +56,25 @@ def test_a_cached_feature_pass_is_the_pass_and_other_weights_never_read_it(net_a
                            extract_features(other, items, data, CPU, progress=False))
 
 
+def test_an_image_replaced_at_its_path_is_another_pass(tiny_pretrained, tmp_path):
+    import shutil
+    from PIL import Image
+    src, tgt, _ = tiny_pretrained
+    cfg = tiny_cfg("sbase")
+    net = build_model(cfg.model, num_classes=src.num_train_pids)
+    items = []
+    for i, (path, pid, cam) in enumerate(tgt.train[:6]):
+        shutil.copy(path, tmp_path / f"{i}.jpg")
+        items.append((str(tmp_path / f"{i}.jpg"), pid, cam))
+    cache = PassCache(tmp_path / "cache")
+    before = cache.features(net, items, cfg.data, CPU, progress=False)
+    Image.new("RGB", (32, 64), (250, 0, 0)).save(items[0][0])             # the same path, another image
+    after = cache.features(net, items, cfg.data, CPU, progress=False)
+    assert (cache.misses, cache.hits) == (2, 0)
+    assert not torch.equal(before, after)
+    assert torch.equal(after, extract_features(net, items, cfg.data, CPU, progress=False))
+
+
 def test_the_key_follows_the_thread_count_and_the_memory_layout(net_and_items, tmp_path):
     net, items, data = net_and_items
     # the same weights in channels-last layout round differently in the kernels: another key

@@ -8,7 +8,7 @@ draw, no training. :class:`PassCache` stores each result under a hash of exactly
 (or a later run) of the same seed reads it instead of repeating the pass.
 
 The key holds every tensor of the network's ``state_dict`` (names, dtypes, shapes, strides and bytes), the items
-``(path, pid, camid)``, the whole data config, and :func:`~reid_uda_lib.runtime.machine.kernel_signature`
+``(path, pid, camid)`` with each file's size and modification time, the whole data config, and :func:`~reid_uda_lib.runtime.machine.kernel_signature`
 (device, CPU capability and its caps, torch threads, torch version). A network that differs in one weight, or
 a process with another thread count, computes its own pass: a cached result is the result, bit for bit, that
 the pass would give in this process. Entries are written atomically (a temporary file, then a rename), so two
@@ -52,7 +52,15 @@ def state_digest(net: nn.Module) -> str:
 
 
 def _items_digest(items: Sequence[tuple]) -> str:
-    return hashlib.sha256(json.dumps([list(map(str, it[:3])) for it in items]).encode()).hexdigest()
+    """sha256 of the items ``(path, pid, camid)`` and of each file's size and modification time: an image
+    replaced at the same path is another input."""
+    def stamp(path: str) -> list:
+        try:
+            st = os.stat(path)
+            return [st.st_size, st.st_mtime_ns]
+        except OSError:
+            return []
+    return hashlib.sha256(json.dumps([[*map(str, it[:3]), *stamp(str(it[0]))] for it in items]).encode()).hexdigest()
 
 
 class PassCache:
