@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,6 +31,7 @@ from torch import nn
 
 from ..config import DataConfig
 from ..runtime import distributed as ddp
+from ..runtime.checkpoint import atomic_replace
 from ..runtime.machine import kernel_signature
 from .bn_stats import refresh_bn_stats
 from .features import extract_features
@@ -94,14 +94,8 @@ class PassCache:
                 pass
         out = compute()
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.folder)
-        os.close(fd)
-        try:
-            torch.save({k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in out.items()}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        payload = {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in out.items()}
+        atomic_replace(path, lambda fh: torch.save(payload, fh), binary=True)
         self.misses += 1
         return out
 

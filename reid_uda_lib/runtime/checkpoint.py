@@ -34,11 +34,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    _atomic_replace(path, lambda fh: torch.save(payload, fh), binary=True)
+    atomic_replace(path, lambda fh: torch.save(payload, fh), binary=True)
     return path
 
 
-def _atomic_replace(path: Path, write, binary: bool) -> None:
+def atomic_replace(path: Path, write, binary: bool) -> None:
     """``write(file)`` into a temp file next to ``path``, fsync, give it the normal file mode (mkstemp makes
     0600), then rename it over ``path``; on any failure the temp file is removed and ``path`` is untouched."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -91,7 +91,7 @@ def atomic_write_text(path: str | Path, text: str) -> bool:
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    _atomic_replace(path, lambda fh: fh.write(text), binary=False)
+    atomic_replace(path, lambda fh: fh.write(text), binary=False)
     return True
 
 
