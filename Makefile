@@ -6,6 +6,8 @@
 #   make ladder every ablation row over SEEDS (JOBS single-threaded processes at once: pretrainings, then rows) ->
 #               runs/ladder-$(PRESET)/results.md and results.csv (ROWS=oracle,direct,sbase,... for a subset;
 #               GAP=2 for the harder pair -> runs/ladder-$(PRESET)-gap2)
+#   make ladder-real  the ladder on a real target: CUHK03 cut by camera pairs (REAL_SOURCE=real: its cameras 1-2;
+#               synthetic: the synthetic A) -> runs/ladder-$(PRESET)-cuhk03 or -syn2cuhk03
 #   make bench  every benchmark script at small sizes (minutes on a CPU)
 #   make gpu-check  on a lent GPU: step time/memory, clustering, resume, batch per 16/40 GB -> outputs/gpu_check (< 8 min on an H100)
 PYTHON ?= python3
@@ -35,7 +37,7 @@ empty  :=
 space  := $(empty) $(empty)
 comma  := ,
 
-.PHONY: setup setup-dev demo test bench gpu-check ladder results-bn clean-runs
+.PHONY: setup setup-dev demo test bench gpu-check ladder ladder-real results-bn clean-runs
 
 # setup: the package and what it runs with (make demo, ladder, bench); setup-dev adds the test and notebook
 # tools (pytest, nbval, jupyterlab, papermill, nbconvert: make test, make docs)
@@ -114,6 +116,44 @@ ladder: setup
 	$(RUN) -m reid_uda_lib ladder --preset $(PRESET) --synthetic data/synthetic$(GAP_SUFFIX) --gap $(GAP) --quiet \
 	  --seeds $(subst $(space),$(comma),$(strip $(SEEDS))) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS)) \
 	  --out runs/ladder-$(PRESET)$(GAP_SUFFIX)$(ISA_SUFFIX)
+
+# A real target (docs/results.md, "A real target"): CUHK03 (REAL_TAR, Market layout; ../shared/data/README.md)
+# extracted into data/real/cuhk03 and cut by camera pairs, which share no identity: the target B is cameras
+# 5-10 (753 train images, 87 identities), the real source A cameras 1-2 (4,346 images, 449 identities);
+# cameras 3-4 are the validation target (data/real/cuhk03-pairval/B) on which REAL_SET was chosen (tools/eps_scan.py:
+# the first round's labels with the highest ARI over all images, outliers as singletons): DBSCAN's eps 0.5 and
+# LF²'s M = 0.2 x B's 753 train images = 151. The real source's pretraining is the preset's (8 passes over A).
+# REAL_SOURCE=synthetic adapts the synthetic A (generated if missing) to the same B.
+REAL_TAR    ?= ../shared/data/cuhk03.tar
+REAL_SOURCE ?= real
+REAL_SEEDS  ?= 0 1
+REAL_SET    ?= --set uda.eps=0.5 --set lf2.n_clusters=151
+REAL_SRC_real      := data/real/cuhk03-pair/A
+REAL_SRC_synthetic := data/synthetic/A
+REAL_OUT_real      := cuhk03
+REAL_OUT_synthetic := syn2cuhk03
+ladder-real: setup data/real/cuhk03-pair/split.json data/real/cuhk03-pairval/split.json \
+             $(if $(filter synthetic,$(REAL_SOURCE)),data/synthetic/A/bounding_box_train)
+	$(if $(REAL_SRC_$(REAL_SOURCE)),,$(error REAL_SOURCE=$(REAL_SOURCE): expected real or synthetic))
+	$(RUN) -m reid_uda_lib ladder --preset $(PRESET) --source $(REAL_SRC_$(REAL_SOURCE)) \
+	  --target data/real/cuhk03-pair/B $(REAL_SET) --quiet \
+	  --seeds $(subst $(space),$(comma),$(strip $(REAL_SEEDS))) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS)) \
+	  --out runs/ladder-$(PRESET)-$(REAL_OUT_$(REAL_SOURCE))$(ISA_SUFFIX)
+
+data/real/cuhk03/bounding_box_train:
+	$(if $(wildcard $(REAL_TAR)),,$(error REAL_TAR=$(REAL_TAR): no such file; expected CUHK03 in Market layout as a tar (../shared/data/README.md)))
+	mkdir -p data/real && tar -xf $(REAL_TAR) -C data/real
+
+data/real/cuhk03-pair/split.json: | data/real/cuhk03/bounding_box_train
+	$(PY) data_scripts/split_by_cameras.py data/real/cuhk03 --out data/real/cuhk03-pair --groups 1,2:5,6,7,8,9,10 \
+	  --names A,B --mode hardlink
+
+data/real/cuhk03-pairval/split.json: | data/real/cuhk03/bounding_box_train
+	$(PY) data_scripts/split_by_cameras.py data/real/cuhk03 --out data/real/cuhk03-pairval --groups 1,2:3,4 \
+	  --names A,B --mode hardlink
+
+data/synthetic/A/bounding_box_train:
+	$(PY) -m reid_uda_lib synthetic --out data/synthetic --seed 0 --quiet
 
 # BatchNorm groups on the synthetic pair: direct transfer and SBase with groups of 16 images (pretraining: 2 groups
 # of the 32; SBase: 4 groups of 8 + 8 of the 32 + 32, one paper GPU's share in the 4-GPU SpCL-style trainers),

@@ -117,3 +117,15 @@ def test_eps_scan_tool_rows():
     assert rows[0]["eps"] == 0.5
     assert rows[1]["eps"] == pytest.approx(eps_for_noise(kth_neighbour_distance(dist, 4), 0.2))
     assert rows[1]["outliers"] <= 0.2 + 1e-9 and rows[1]["true_ids"] == 18
+    for r in rows:                                  # outliers cost: every one of them is a singleton in ARI all
+        assert (r["ari_all"] < r["ari"]) == (r["outliers"] > 0)
+
+
+def test_eps_scan_tool_kmeans_rows():
+    from tools.eps_scan import kmeans_scan
+    x = _blobs(2)
+    true_ids = np.r_[np.repeat(np.arange(12), 6), 100 + np.arange(6)]
+    rows = kmeans_scan(x, true_ids, [12, 18])
+    assert [r["setting"] for r in rows] == ["kmeans 12", "kmeans 18"]
+    assert rows[0]["m_per_image"] == pytest.approx(12 / 78) and rows[1]["clusters"] == 18
+    assert rows[0]["nmi"] > 0.9                     # 12 separated blobs (and 6 loners) at M = 12

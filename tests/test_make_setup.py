@@ -82,3 +82,35 @@ def test_an_unknown_installer_is_refused_in_one_line(tmp_path):
     assert res.returncode != 0
     assert "INSTALLER=conda: expected uv or pip" in res.stderr
     assert not log.exists() or "install" not in log.read_text()
+
+
+def _dry_run(target: str, *args: str) -> subprocess.CompletedProcess:
+    """``make -n``: the recipes as make would run them, nothing run (the venv is assumed made)."""
+    env = {k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}
+    return subprocess.run(["make", "-n", target, "-o", "setup", "-o", "setup-dev", *args],
+                          cwd=REPO, capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("source, src_dir, out", [("real", "data/real/cuhk03-pair/A", "runs/ladder-cpu-cuhk03"),
+                                                  ("synthetic", "data/synthetic/A", "runs/ladder-cpu-syn2cuhk03")])
+def test_ladder_real_wires_the_source_and_the_camera_pair_target(tmp_path, source, src_dir, out):
+    tar = tmp_path / "cuhk03.tar"
+    tar.write_bytes(b"")
+    res = _dry_run("ladder-real", f"REAL_SOURCE={source}", f"REAL_TAR={tar}", "REAL_SEEDS=0 3", "JOBS=2")
+    assert res.returncode == 0, res.stderr
+    ladder = [ln for ln in res.stdout.replace("\\\n", " ").splitlines() if " ladder " in ln]
+    assert len(ladder) == 1, res.stdout
+    words = ladder[0].split()
+    assert words[words.index("--source") + 1] == src_dir
+    assert words[words.index("--target") + 1] == "data/real/cuhk03-pair/B"     # the same real target either way
+    assert words[words.index("--seeds") + 1] == "0,3"
+    assert words[words.index("--out") + 1] == out
+
+
+def test_ladder_real_refuses_a_missing_archive_and_an_unknown_source(tmp_path):
+    missing = tmp_path / "nowhere.tar"
+    res = _dry_run("data/real/cuhk03/bounding_box_train", f"REAL_TAR={missing}", "-B")
+    assert res.returncode != 0
+    assert f"REAL_TAR={missing}: no such file" in res.stderr
+    res = _dry_run("ladder-real", "REAL_SOURCE=market")
+    assert res.returncode != 0 and "REAL_SOURCE=market: expected real or synthetic" in res.stderr
