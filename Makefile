@@ -132,9 +132,11 @@ REAL_SRC_real      := data/real/cuhk03-pair/A
 REAL_SRC_synthetic := data/synthetic/A
 REAL_OUT_real      := cuhk03
 REAL_OUT_synthetic := syn2cuhk03
+ifeq ($(REAL_SRC_$(REAL_SOURCE)),)
+$(error REAL_SOURCE=$(REAL_SOURCE): expected real or synthetic)
+endif
 ladder-real: setup data/real/cuhk03-pair/split.json data/real/cuhk03-pairval/split.json \
              $(if $(filter synthetic,$(REAL_SOURCE)),data/synthetic/A/bounding_box_train)
-	$(if $(REAL_SRC_$(REAL_SOURCE)),,$(error REAL_SOURCE=$(REAL_SOURCE): expected real or synthetic))
 	$(RUN) -m reid_uda_lib ladder --preset $(PRESET) --source $(REAL_SRC_$(REAL_SOURCE)) \
 	  --target data/real/cuhk03-pair/B $(REAL_SET) --quiet \
 	  --seeds $(subst $(space),$(comma),$(strip $(REAL_SEEDS))) --jobs $(JOBS) $(if $(ROWS),--rows $(ROWS)) \
