@@ -48,11 +48,15 @@ def scan(dist, true_ids: np.ndarray, min_samples: int, eps_values, noise_values)
     rows = []
     for kind, value, eps in settings:
         labels = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(dist)
-        q = label_quality(labels, true_ids)
-        rows.append({"setting": f"{kind} {value:g}", "eps": eps, "outliers": q["outlier_ratio"],
-                     "clusters": q["n_clusters"], "true_ids": q["n_true_ids"], "nmi": q["nmi"], "ari": q["ari"],
-                     "ari_all": q["ari_all"]})
+        rows.append(_row(f"{kind} {value:g}", labels, true_ids, eps=eps))
     return rows
+
+
+def _row(setting: str, labels, true_ids: np.ndarray, **extra) -> dict:
+    """One printed row: the labels' outlier share, clusters and NMI/ARI against the true ids, plus ``extra``."""
+    q = label_quality(labels, true_ids)
+    return {"setting": setting, **extra, "outliers": q["outlier_ratio"], "clusters": q["n_clusters"],
+            "true_ids": q["n_true_ids"], "nmi": q["nmi"], "ari": q["ari"], "ari_all": q["ari_all"]}
 
 
 def kmeans_scan(feats, true_ids: np.ndarray, m_values, seed: int = 0) -> list[dict]:
@@ -60,10 +64,7 @@ def kmeans_scan(feats, true_ids: np.ndarray, m_values, seed: int = 0) -> list[di
     rows = []
     for m in m_values:
         labels = pseudo_labels(feats, method="kmeans", n_clusters=int(m), seed=seed)
-        q = label_quality(labels, true_ids)
-        rows.append({"setting": f"kmeans {int(m)}", "m_per_image": int(m) / len(true_ids),
-                     "clusters": q["n_clusters"], "true_ids": q["n_true_ids"], "nmi": q["nmi"], "ari": q["ari"],
-                     "ari_all": q["ari_all"]})
+        rows.append(_row(f"kmeans {int(m)}", labels, true_ids, m_per_image=int(m) / len(true_ids)))
     return rows
 
 
