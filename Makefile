@@ -79,7 +79,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 demo: setup
 	$(RUN) -m reid_uda_lib demo --preset $(PRESET) --data data/synthetic --out runs/demo-$(PRESET)$(ISA_SUFFIX)
 
-# the notebooks' kernels inherit these: the small ci preset (a notebook opened by hand trains the cpu preset)
+# the notebooks' kernels inherit these: the ci preset, cpu's recipe cut short (a notebook opened by hand trains cpu)
 # and the solutions switch (each exercise checks its reference answer, and a wrong one fails the test)
 test: setup-dev
 	REID_UDA_NOTEBOOK_PRESET=ci REID_UDA_SOLUTIONS=1 \
@@ -126,7 +126,7 @@ ladder: setup
 # REAL_SOURCE=synthetic adapts the synthetic A (generated if missing) to the same B.
 REAL_TAR    ?= ../shared/data/cuhk03.tar
 REAL_SOURCE ?= real
-REAL_SEEDS  ?= 0 1
+REAL_SEEDS  ?= 0 1 2
 REAL_SET    ?= --set uda.eps=0.5 --set lf2.n_clusters=151
 REAL_SRC_real      := data/real/cuhk03-pair/A
 REAL_SRC_synthetic := data/synthetic/A

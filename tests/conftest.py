@@ -36,7 +36,7 @@ def synthetic_pair(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_pretrained(synthetic_pair, tmp_path_factory):
-    """``(source, target, checkpoint)``: the small pair loaded and a 1-epoch ``ci`` pretraining on A, shared by
+    """``(source, target, checkpoint)``: the small pair loaded and a 1-epoch ``tiny`` pretraining on A, shared by
     the end-to-end tests of the UDA methods (``uda_helpers.tiny_cfg``)."""
     from reid_uda_lib.data import load_dataset
     from reid_uda_lib.train import pretrain

@@ -91,7 +91,7 @@ def test_sbase_label_path_passes_the_setting_and_logs_the_radius(monkeypatch):
 
     monkeypatch.setattr(cluster, "pseudo_labels", spy)
     for noise in (0.0, 0.25):
-        cfg = get_preset("ci", **{"uda.auto_eps_noise": noise, "uda.k1": 8, "uda.k2": 3})
+        cfg = get_preset("tiny", **{"uda.auto_eps_noise": noise, "uda.k1": 8, "uda.k2": 3})
         sets = METHODS["sbase"].pseudo_labels(ClusterContext(None, None, None, None, items, cfg,
                                                              torch.device("cpu"), 0, False))
         assert seen["noise"] == noise
@@ -103,8 +103,8 @@ def test_sbase_label_path_passes_the_setting_and_logs_the_radius(monkeypatch):
 
 def test_config_range():
     with pytest.raises(ConfigError, match="uda.auto_eps_noise"):
-        validate_config(get_preset("ci", **{"uda.auto_eps_noise": 1.0}))
-    validate_config(get_preset("ci", **{"uda.auto_eps_noise": 0.1}))
+        validate_config(get_preset("tiny", **{"uda.auto_eps_noise": 1.0}))
+    validate_config(get_preset("tiny", **{"uda.auto_eps_noise": 0.1}))
 
 
 def test_eps_scan_tool_rows():

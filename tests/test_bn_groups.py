@@ -124,20 +124,20 @@ def test_errors_name_the_setting():
     with pytest.raises(ValueError, match="larger than the 16 images"):
         setup_bn_groups(32, 16, nn.BatchNorm1d(2))
     with pytest.raises(ConfigError, match="model.bn_samples"):
-        validate_config(get_preset("ci", **{"model.bn_samples": 24}))       # divides neither 32 nor 64
+        validate_config(get_preset("tiny", **{"model.bn_samples": 24}))       # divides neither 32 nor 64
     with pytest.raises(ConfigError, match="model.bn_samples"):
-        validate_config(get_preset("ci", **{"model.bn_samples": -2}))
+        validate_config(get_preset("tiny", **{"model.bn_samples": -2}))
 
 
 def test_paper_preset_sets_the_papers_groups():
     assert get_preset("paper").model.bn_samples == 32
-    assert get_preset("cpu").model.bn_samples == 0 and get_preset("ci").model.bn_samples == 0
+    assert get_preset("cpu").model.bn_samples == 0 and get_preset("tiny").model.bn_samples == 0
 
 
 @pytest.mark.parametrize("method", ["dcdfa", "lf2", "lf2_dcdfa", "sbase_dann"])
 def test_every_methods_modules_get_groups(method):
     """The method's modules (DCDFA's b-neck, LF²'s experts) are grouped like the backbone."""
-    cfg = get_preset("ci", **{"uda.method": method, "model.bn_samples": 16})
+    cfg = get_preset("tiny", **{"uda.method": method, "model.bn_samples": 16})
     model = build_model(cfg.model, num_classes=4)
     extra = get_method(method).extra_modules(model, cfg)
     setup_bn_groups(16, 64, model, extra, n_source=32)

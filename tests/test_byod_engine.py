@@ -20,7 +20,7 @@ def _cfg(**over):
     base = {"pretrain.epochs": 1, "pretrain.iters_per_epoch": 3, "uda.epochs": 1, "uda.iters_per_epoch": 3,
             "data.batch_size": 16, "uda.k1": 8, "uda.k2": 3, "uda.eps": 0.7, "uda.min_samples": 3}
     base.update(over)
-    return get_preset("ci", **base)
+    return get_preset("tiny", **base)
 
 
 @pytest.fixture(scope="module")

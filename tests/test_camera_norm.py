@@ -48,7 +48,7 @@ def test_sbase_label_path_clusters_centred_features_only_when_asked(monkeypatch,
         return np.arange(8) % 2
 
     monkeypatch.setattr(cluster, "pseudo_labels", fake_pseudo_labels)
-    cfg = get_preset("ci", **{"uda.camera_norm": on})
+    cfg = get_preset("tiny", **{"uda.camera_norm": on})
     ctx = ClusterContext(None, None, None, None, items, cfg, torch.device("cpu"), 0, False)
     sets = METHODS["sbase"].pseudo_labels(ctx)
     want = camera_centred(feats, [c for _, _, c in items]) if on else feats
@@ -70,7 +70,7 @@ def test_lf2_clusters_every_level_centred_when_asked(monkeypatch):
         return [np.arange(8) % 2 for _ in feats]
 
     monkeypatch.setattr(method_lf2, "cluster_levels", fake_cluster_levels)
-    cfg = get_preset("ci", **{"uda.camera_norm": True})
+    cfg = get_preset("tiny", **{"uda.camera_norm": True})
     ctx = ClusterContext(None, None, None, {"fm": None}, items, cfg, torch.device("cpu"), 0, False)
     METHODS["lf2"].pseudo_labels(ctx)
     cams = [c for _, _, c in items]

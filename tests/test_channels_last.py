@@ -16,7 +16,7 @@ from reid_uda_lib.models import MeanTeacher, build_model
 
 def _model(arch: str, channels_last: bool, seed: int = 0):
     torch.manual_seed(seed)
-    cfg = get_preset("ci", **{"model.arch": arch, "model.weights": None, "model.channels_last": channels_last})
+    cfg = get_preset("tiny", **{"model.arch": arch, "model.weights": None, "model.channels_last": channels_last})
     return build_model(cfg.model, num_classes=5)
 
 
@@ -69,5 +69,5 @@ def test_layout_survives_a_checkpoint_the_mean_net_and_a_step():
 def test_the_switch_is_read_from_the_config():
     cfg = get_preset("cpu")
     assert isinstance(cfg.model.channels_last, bool)
-    net = build_model(get_preset("ci", **{"model.channels_last": True}).model)
+    net = build_model(get_preset("tiny", **{"model.channels_last": True}).model)
     assert net.memory_format == torch.channels_last

@@ -15,8 +15,8 @@ from test_folder_layout import TREE, _img, make_tree
 REPO = Path(__file__).resolve().parents[1]
 #: A run small enough for the 3-identity TREE: P = 8 // 4 = 2 identities per batch, DBSCAN clusters of 2 images
 SMALL = {"data.batch_size": 8, "data.num_instances": 4, "uda.min_samples": 2}
-SMALL_ARGS = ["--preset", "ci", *[x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]]
-NEEDS = RoleNeeds.from_config(get_preset("ci", **SMALL))
+SMALL_ARGS = ["--preset", "tiny", *[x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]]
+NEEDS = RoleNeeds.from_config(get_preset("tiny", **SMALL))
 
 
 def _levels(report) -> list[tuple[str, str]]:
@@ -37,7 +37,7 @@ def test_good_folder_with_cameras(tmp_path, capsys):
     assert "  query         2        2        2   1/1/1" in text
     assert "  gallery       3        4        3   1/1/2" in text
     assert "no problems found" in text and text.endswith("result: OK (usable as source, target)")
-    assert "judged for preset ci, method sbase: a source needs 2 labelled identities" in text
+    assert "judged for preset tiny, method sbase: a source needs 2 labelled identities" in text
     assert cli_main(["check", str(root), "--cam-pattern", r"cam(?P<cam>\d+)", *SMALL_ARGS]) == 0
     assert capsys.readouterr().out.strip() == text
     # judged for the default preset (cpu: P = 32 // 4 = 8), the same folder serves in no role: exit code 1
@@ -58,7 +58,7 @@ def test_no_cameras_is_usable_with_the_switch(tmp_path):
     assert not usable and "camera ids are absent" in why and "evaluation.cross_camera_only=false" in why
     assert "  gallery       3        4     none   1/1/2" in report.text()
     # ... the switch makes it usable
-    switched = RoleNeeds.from_config(get_preset("ci", **SMALL, **{"evaluation.cross_camera_only": False}))
+    switched = RoleNeeds.from_config(get_preset("tiny", **SMALL, **{"evaluation.cross_camera_only": False}))
     report = check_dataset(make_tree(tmp_path / "mine"), needs=switched)
     assert report.roles()["target"] == (True, "5 training images, evaluation on all cameras "
                                               "(evaluation.cross_camera_only=false)")
@@ -89,7 +89,7 @@ def test_unlabelled_target_can_only_be_a_target(tmp_path):
     assert report.roles()["source"][1].startswith("its training images have no identities (images directly in "
                                                   "train/)")
     assert report.roles()["target"][0] is False           # no camera ids: the preset's protocol refuses it
-    switched = RoleNeeds.from_config(get_preset("ci", **SMALL, **{"evaluation.cross_camera_only": False}))
+    switched = RoleNeeds.from_config(get_preset("tiny", **SMALL, **{"evaluation.cross_camera_only": False}))
     report = check_dataset(report.path, images=False, needs=switched)
     assert report.roles()["target"][0] and report.usable
     assert "  train    unlab.        4     none   -" in report.text()

@@ -157,7 +157,7 @@ def test_grad_reverse_and_domain_ce():
 # -- the method plug-in ------------------------------------------------------------------------------------
 
 def _ctx(method, n_s=4, n_t=4, **over):
-    cfg = get_preset("ci", **over)
+    cfg = get_preset("tiny", **over)
     model = build_model(cfg.model, num_classes=5)
     model.set_classifier("target", 3)
     extra = method.extra_modules(model, cfg)
@@ -202,7 +202,7 @@ def test_dcdfa_refuses_unequal_batches():
 def test_every_registered_method_builds_on_every_small_backbone():
     assert {"sbase", "dcdfa", "dcdfa_cid", "sbase_dann"} <= set(METHODS)
     for arch in ("tiny", "resnet18"):
-        cfg = get_preset("ci", **{"model.arch": arch})
+        cfg = get_preset("tiny", **{"model.arch": arch})
         model = build_model(cfg.model, num_classes=3)
         for m in METHODS.values():
             assert isinstance(m.extra_modules(model, cfg), nn.ModuleDict)
@@ -272,7 +272,7 @@ def test_dcdfa_and_dann_settings_are_validated():
     for key, value in (("dcdfa.reduction", 0), ("dcdfa.tau_init", 0.0), ("dcdfa.w_domain", -1.0),
                        ("dcdfa.dropout", 1.0), ("dann.grl_lambda", -1.0)):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):      # the methods' own rules
-            validate_config(get_preset("ci", **{key: value}))
+            validate_config(get_preset("tiny", **{key: value}))
 
 
 def test_probes_skip_the_domain_half_without_a_trained_classifier_and_without_test_images():

@@ -93,7 +93,7 @@ def run_and_record(method, monkeypatch, **over) -> dict:
     monkeypatch.setattr(method_dcdfa, "pair_indices", lambda n_s, n_t, generator: PERM.clone())
     mods = nn.ModuleDict({"attention": _ReadAttention(), "domain": _Recorder(out_width=2), "tau": Temperature(1.0),
                           "b_neck": _Recorder()})
-    cfg = get_preset("ci", **over)
+    cfg = get_preset("tiny", **over)
     ctx = StepContext(_outputs(F_S, M_S), _outputs(F_T, M_T), Y_S, Y_T, mods, _Student(), cfg, step=0, epoch=0)
     calls["terms"] = method.extra_terms(ctx)
     calls["domain_input"] = mods["domain"].seen
@@ -103,7 +103,7 @@ def run_and_record(method, monkeypatch, **over) -> dict:
 
 def check_wiring(method, calls) -> None:
     """Each present term got the hand-computed tensors; each absent term is absent (the row's weights)."""
-    w = method.weights(get_preset("ci"))
+    w = method.weights(get_preset("tiny"))
     assert ("cid" in calls["terms"]) == bool(w["cid"]) and ("domain" in calls["terms"]) == bool(w["domain"])
     assert ("b_ce" in calls["terms"]) == bool(w["rreid"]) == ("b_tri" in calls["terms"])
     if w["cid"]:
@@ -190,7 +190,7 @@ def check_table2_pair(nets) -> None:
 
 
 def test_table2_b_only_and_f_only_are_both_before_the_neck(monkeypatch):
-    ctx = EvalContext(_MeanNet(), nn.ModuleDict({"attention": _ReadAttention()}), get_preset("ci"))
+    ctx = EvalContext(_MeanNet(), nn.ModuleDict({"attention": _ReadAttention()}), get_preset("tiny"))
     check_table2_pair(get_method("dcdfa").extra_evaluations(ctx))
     assert get_method("dcdfa_cid").extra_evaluations(ctx) == {}
     # the mistake of the former "b only" row: b′ against the BNNeck output, i.e. f′ after its neck

@@ -118,7 +118,7 @@ def _records_close(run: Path, ref: Path) -> None:
 
 
 def test_torchrun_two_processes_match_one_process_and_resume_with_another_count(synthetic_pair, tmp_path):
-    """``torchrun --nproc_per_node=2 -m reid_uda_lib train`` (gloo, ci preset): pretraining and SBase match one
+    """``torchrun --nproc_per_node=2 -m reid_uda_lib train`` (gloo, tiny preset): pretraining and SBase match one
     process with the same global batch and the same BatchNorm groups; a one-process run cut after its first
     epoch resumes on 2 processes to the same result; only rank 0 writes and prints."""
     over = {"model.bn_samples": 8}                          # 8 = each process's share of the 16-image batches
@@ -139,7 +139,7 @@ def test_torchrun_two_processes_match_one_process_and_resume_with_another_count(
     sets = [x for k, v in {"pretrain.epochs": 1, "pretrain.iters_per_epoch": 3, "uda.epochs": 2,
                            "uda.iters_per_epoch": 3, "data.batch_size": 16, "uda.k1": 8, "uda.k2": 3,
                            "uda.eps": 0.7, "uda.min_samples": 3, **over}.items() for x in ("--set", f"{k}={v}")]
-    common = ["--preset", "ci", "--source", str(synthetic_pair["A"]), "--target", str(synthetic_pair["B"]),
+    common = ["--preset", "tiny", "--source", str(synthetic_pair["A"]), "--target", str(synthetic_pair["B"]),
               "--quiet", "--device", "cpu", *sets]
     res = _torchrun(["train", "--method", "sbase", "--out", str(tmp_path / "ddp"), *common])
     assert res.stdout.count('"stage": "uda"') == 1          # one report: rank 0's

@@ -20,7 +20,7 @@ def test_model_trained_on_A_loses_much_of_its_map_on_B(tmp_path):
     A, B = load_dataset(styled["A"]), load_dataset(styled["B"])
     B_same_style = load_dataset(same_style["B"])
 
-    cfg = get_preset("ci", **{"pretrain.epochs": 8, "pretrain.iters_per_epoch": 8, "pretrain.eval_every": 100})
+    cfg = get_preset("tiny", **{"pretrain.epochs": 8, "pretrain.iters_per_epoch": 8, "pretrain.eval_every": 100})
     res = pretrain(cfg, A, B, tmp_path / "run", progress=False)
     map_a, map_b = res["source"]["mAP"], res["target"]["mAP"]
 

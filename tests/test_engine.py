@@ -1,4 +1,4 @@
-"""End-to-end tests of the training engine on the tiny synthetic pair with the ``ci`` preset."""
+"""End-to-end tests of the training engine on the tiny synthetic pair with the ``tiny`` preset."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,7 +23,7 @@ def _cfg(**over):
     base = {"pretrain.epochs": 2, "pretrain.iters_per_epoch": 3, "uda.epochs": 2, "uda.iters_per_epoch": 3,
             "data.batch_size": 16, "uda.k1": 8, "uda.k2": 3, "uda.eps": 0.7, "uda.min_samples": 3}
     base.update(over)
-    return get_preset("ci", **base)
+    return get_preset("tiny", **base)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_pretrain_writes_run_directory(pretrained):
     assert (out / "config.json").exists() and (out / "summary.json").exists()
     assert (out / "figures" / "curves.png").stat().st_size > 1000
     state = load_checkpoint(out / "checkpoint.pt", kind="pretrain")
-    assert state["epoch"] == 1 and state["config"]["preset"] == "ci"
+    assert state["epoch"] == 1 and state["config"]["preset"] == "tiny"
 
 
 def test_pretrain_resume_equals_uninterrupted(domains, pretrained, tmp_path):

@@ -1,4 +1,4 @@
-"""DCDFA and the adversarial baseline in the one UDA loop (ci preset, tiny synthetic pair)."""
+"""DCDFA and the adversarial baseline in the one UDA loop (tiny preset, tiny synthetic pair)."""
 from __future__ import annotations
 
 import json
@@ -90,7 +90,7 @@ def test_cli_train_dcdfa_then_seeds_table(setup, synthetic_pair, tmp_path, capsy
             "--set", "uda.k1=8", "--set", "uda.k2=3", "--set", "uda.eps=0.7", "--set", "uda.min_samples=3",
             "--set", "dcdfa.probe_images=12"]
     for seed in ("0", "1"):
-        assert main(["train", "--method", "dcdfa", "--preset", "ci", "--source", str(synthetic_pair["A"]),
+        assert main(["train", "--method", "dcdfa", "--preset", "tiny", "--source", str(synthetic_pair["A"]),
                      "--target", str(synthetic_pair["B"]), "--init", str(init), "--quiet",
                      "--out", str(tmp_path / f"s{seed}"), "--set", f"seed={seed}", *sets]) == 0
     capsys.readouterr()

@@ -1,4 +1,4 @@
-"""LF² in the one UDA loop (ci preset, tiny synthetic pair): target-only training, K + 1 label sets logged
+"""LF² in the one UDA loop (tiny preset, tiny synthetic pair): target-only training, K + 1 label sets logged
 with their agreement, the concat inference feature, checkpoints with every new module, exact resume."""
 from __future__ import annotations
 

@@ -146,7 +146,7 @@ def test_rows_stop_when_their_estimate_no_longer_fits(monkeypatch):
 
     monkeypatch.setattr(gpu_check_steps, "measure_row", fake_row)
     budget = gpu_check.Budget(45, clock=lambda: now[0])
-    cfg = get_preset("ci")
+    cfg = get_preset("tiny")
     grid = [("sbase", 8, "off", 0)] * 4 + [("sbase", 8, "fp16", 0)]
     rows = gpu_check_steps.run_rows(grid, {"sbase": cfg}, torch.device("cpu"), (10, 100), gpu_check.QUICK, budget,
                                     reserve=10.0, prior=5.0, log=lambda s: None)

@@ -44,7 +44,7 @@ def _one_epoch(run: RunDir, epoch: int) -> None:
 
 
 def test_checkpoints_record_the_kernels_and_a_run_continued_with_others_says_so(tmp_path, monkeypatch, capsys):
-    cfg = get_preset("ci", device="cpu")
+    cfg = get_preset("tiny", device="cpu")
     for var in K.ISA_LIMIT_VARS:
         monkeypatch.delenv(var, raising=False)
     run = RunDir(tmp_path, "pretrain", cfg, resume="auto")
@@ -71,4 +71,4 @@ def test_checkpoints_record_the_kernels_and_a_run_continued_with_others_says_so(
     # a finished stage reused with fewer threads (a ladder row reading its seed's pretraining) is only read
     monkeypatch.setattr(torch, "get_num_threads", lambda: 99)
     RunDir(tmp_path, "pretrain", cfg, resume="auto")
-    assert capsys.readouterr().out == f"reused {tmp_path}, made by preset ci, seed 0\n"
+    assert capsys.readouterr().out == f"reused {tmp_path}, made by preset tiny, seed 0\n"

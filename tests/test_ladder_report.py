@@ -49,7 +49,7 @@ def test_report_worked_values(tmp_path):
     # -> 75 %. Mean 62.5, sample std sqrt((12.5² + 12.5²) / 1) = 17.7.
     _seed(tmp_path, 0, 0.20, 0.60, 0.40, 0.30, 100.0)
     _seed(tmp_path, 1, 0.20, 0.40, 0.35, 0.25, 140.0)
-    cfg = get_preset("ci", **{"uda.epochs": 4, "uda.iters_per_epoch": 0, "data.batch_size": 16})
+    cfg = get_preset("tiny", **{"uda.epochs": 4, "uda.iters_per_epoch": 0, "data.batch_size": 16})
     res = write_report(tmp_path, cfg, [0, 1], ["oracle", "direct", "dcdfa"], n_target_train=100,
                        command="python -m reid_uda_lib ladder --seeds 0,1")
     md = (tmp_path / "results.md").read_text()
@@ -63,7 +63,7 @@ def test_report_worked_values(tmp_path):
     # b only: (30-20)/40 = 25 %, (25-20)/20 = 25 %
     assert "| SBase+DCDFA (`dcdfa`), b only | 2 | 27.5 ± 3.5 | 37.5 ± 3.5 | 47.5 ± 3.5 | 57.5 ± 3.5 | 25 ± 0 % |" in md
     for needle in ("- command: `python -m reid_uda_lib ladder --seeds 0,1`", "- commit: ", "`cpu family`",
-                   "logical CPUs", "torch ", "seeds: 0, 1", "`ci` preset"):
+                   "logical CPUs", "torch ", "seeds: 0, 1", "`tiny` preset"):
         assert needle in md, needle
 
     lines = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text())))
@@ -83,7 +83,7 @@ def test_a_seed_whose_oracle_is_not_above_direct_transfer_gives_no_gap_share(tmp
     _seed(tmp_path, 1, 0.30, 0.25, 0.35, 0.25, 100.0)           # oracle below DT
     entries = collect(tmp_path, [0, 1], ["oracle", "direct", "dcdfa"])
     assert [r["gap"] for r in entries[2]["runs"]] == [pytest.approx(0.5), None]
-    md = write_report(tmp_path, get_preset("ci"), [0, 1], ["oracle", "direct", "dcdfa"])["table"]
+    md = write_report(tmp_path, get_preset("tiny"), [0, 1], ["oracle", "direct", "dcdfa"])["table"]
     assert "| 50 % (1 of 2 seeds) |" in md
 
 
@@ -109,7 +109,7 @@ def test_the_header_names_the_cpu_kernels_and_the_variables_that_capped_them(tmp
     assert kernels_text(capped) == f"{own['cpu_capability']} (capped: ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2)"
     _seed(tmp_path, 0, 0.20, 0.60, 0.40, 0.30, 100.0)
     md = (tmp_path / "results.md")
-    write_report(tmp_path, get_preset("ci"), [0], ["oracle", "direct", "dcdfa"])
+    write_report(tmp_path, get_preset("tiny"), [0], ["oracle", "direct", "dcdfa"])
     assert f"CPU kernels: {kernels_text(capped)}" in md.read_text()
     from reid_uda_lib.experiments.report import kernels_note
     assert kernels_note("cpu").startswith(f"CPU kernels: {kernels_text(capped)}. The same seed gives other")
@@ -137,7 +137,7 @@ def test_the_header_lists_stages_trained_with_other_kernels(tmp_path, monkeypatc
     for stage, sig in (("pretrain", other), ("oracle", {**own, "threads": own["threads"] + 1}), ("dcdfa", own)):
         path = tmp_path / "seed0" / stage / "summary.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "kernels": sig}))
-    md = write_report(tmp_path, get_preset("ci", device="cpu"), [0], ["oracle", "direct", "dcdfa"])["markdown"]
+    md = write_report(tmp_path, get_preset("tiny", device="cpu"), [0], ["oracle", "direct", "dcdfa"])["markdown"]
     # another thread count alone is not another kernel set; another instruction set is
     assert ("- **trained with other kernels than these** (reused folders): seed0/pretrain (CPU kernels OTHER -> "
             f"{own['cpu_capability']})\n") in md
@@ -150,7 +150,7 @@ def test_the_papers_claims_are_paired_by_seed(tmp_path):
     _seed(tmp_path, 1, 0.20, 0.40, 0.35, 0.25, 140.0)
     for s, m in ((0, 0.38), (1, 0.36)):
         _write(tmp_path / f"seed{s}" / "sbase", {"target": _m(m)})
-    res = write_report(tmp_path, get_preset("ci"), [0, 1], ["oracle", "direct", "sbase", "dcdfa"])
+    res = write_report(tmp_path, get_preset("tiny"), [0, 1], ["oracle", "direct", "sbase", "dcdfa"])
     md = res["markdown"]
     assert "| `dcdfa` − `sbase` | DCDFA Table 1: SBase+DCDFA above SBase | 2 | 0.5 ± 2.1 | 1 of 2 | +2.0 -1.0 |" in md
     assert "| `dcdfa` (b only) − `sbase` | DCDFA Table 2: b alone above SBase's f | 2 | -9.5 ± 2.1 | 0 of 2 |" in md
@@ -169,7 +169,7 @@ def test_dcdfa_table3_claims_are_paired_by_seed(tmp_path):
     for s, m, cd in ((0, 0.38, 0.37), (1, 0.36, 0.34)):
         _write(tmp_path / f"seed{s}" / "sbase", {"target": _m(m)})
         _write(tmp_path / f"seed{s}" / "dcdfa_cid_domain", {"target": _m(cd)})
-    md = write_report(tmp_path, get_preset("ci"), [0, 1],
+    md = write_report(tmp_path, get_preset("tiny"), [0, 1],
                       ["oracle", "direct", "sbase", "dcdfa_cid_domain", "dcdfa"])["markdown"]
     paired = md.split("paired by seed")[1]
     assert ("| `dcdfa_cid_domain` − `sbase` | DCDFA Table 3: L_CID + L_Domain add to SBase | 2 | -1.5 ± 0.7 | "

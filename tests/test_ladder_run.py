@@ -1,4 +1,4 @@
-"""The ladder end to end (``ci`` preset, the small synthetic pair): a SIGKILL mid-ladder, then the same command
+"""The ladder end to end (``tiny`` preset, the small synthetic pair): a SIGKILL mid-ladder, then the same command
 finishes it in parallel seed processes, reusing every finished stage; the report holds every row × seed."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ SETTINGS = {"pretrain.epochs": 1, "pretrain.iters_per_epoch": 3, "uda.epochs": 2
 
 def _args(pair, out, *extra):
     sets = [x for k, v in SETTINGS.items() for x in ("--set", f"{k}={v}")]
-    return ["ladder", "--preset", "ci", "--quiet", "--source", str(pair["A"]), "--target", str(pair["B"]),
+    return ["ladder", "--preset", "tiny", "--quiet", "--source", str(pair["A"]), "--target", str(pair["B"]),
             "--seeds", "0,1", "--rows", "direct,base,oracle", "--out", str(out), *sets, *extra]
 
 
@@ -139,7 +139,7 @@ def test_parallel_items_pretraining_first_then_costliest_rows_and_relayed_lines(
 def test_bad_rows_and_half_a_pair_are_refused_before_any_work(synthetic_pair, tmp_path, capsys):
     assert main(_args(synthetic_pair, tmp_path / "x", "--rows", "sbase,nope")) == 2
     assert "unknown ladder row(s) 'nope'" in capsys.readouterr().err and not (tmp_path / "x").exists()
-    assert main(["ladder", "--preset", "ci", "--source", str(synthetic_pair["A"]), "--out", str(tmp_path / "y")]) == 2
+    assert main(["ladder", "--preset", "tiny", "--source", str(synthetic_pair["A"]), "--out", str(tmp_path / "y")]) == 2
     assert "give both --source and --target" in capsys.readouterr().err
     assert main(_args(synthetic_pair, tmp_path / "z", "--gap", "2")) == 2        # a gap for given folders
     assert "--gap sets the generated synthetic pair's style gap" in capsys.readouterr().err
@@ -156,7 +156,7 @@ def test_gap_reaches_the_generated_pair_and_make_ladder_gap_2_has_its_own_folder
         asked.update(out=out, seed=seed, gap=gap)
         raise ValueError("stop here")
     monkeypatch.setattr(synthetic, "generate_synthetic_pair", fake)
-    assert main(["ladder", "--preset", "ci", "--synthetic", str(tmp_path / "p"), "--gap", "2", "--quiet",
+    assert main(["ladder", "--preset", "tiny", "--synthetic", str(tmp_path / "p"), "--gap", "2", "--quiet",
                  "--out", str(tmp_path / "o")]) == 2
     assert asked == {"out": str(tmp_path / "p"), "seed": 0, "gap": 2.0}
     capsys.readouterr()

@@ -37,12 +37,12 @@ REPO = Path(__file__).resolve().parents[1]
 # P = 16 // 4 = 4 identities per batch; DBSCAN clusters of 3 images: a target needs 4 x 3 = 12 training images
 SETTINGS = {"pretrain.epochs": 1, "pretrain.iters_per_epoch": 3, "uda.epochs": 1, "uda.iters_per_epoch": 2,
             "data.batch_size": 16, "uda.k1": 8, "uda.k2": 3, "uda.eps": 0.7, "uda.min_samples": 3}
-ARGS = ["--preset", "ci", *[x for k, v in SETTINGS.items() for x in ("--set", f"{k}={v}")]]
+ARGS = ["--preset", "tiny", *[x for k, v in SETTINGS.items() for x in ("--set", f"{k}={v}")]]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
 
 def _cfg(**over):
-    return get_preset("ci", **{**SETTINGS, **over})
+    return get_preset("tiny", **{**SETTINGS, **over})
 
 
 def _cli(args, capsys) -> tuple[int, list[str]]:

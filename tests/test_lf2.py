@@ -176,7 +176,7 @@ def test_lf2_config_is_checked_early():
     for over, msg in (({"lf2.fm_mode": "cat"}, "lf2.fm_mode"), ({"lf2.cluster": "hdbscan"}, "lf2.cluster"),
                       ({"lf2.num_parts": 0}, "lf2.num_parts"), ({"lf2.n_clusters": (4, 5)}, "lf2.n_clusters")):
         with pytest.raises(ValueError, match=msg):
-            check_lf2_config(get_preset("ci", **over))
+            check_lf2_config(get_preset("tiny", **over))
     with pytest.raises(ValueError, match="source batches serve only DCDFA"):
         LF2Method("bad", dcdfa=True)
     with pytest.raises(ValueError, match="target-only batches"):
@@ -187,7 +187,7 @@ def test_lf2_config_is_checked_early():
 
 def _lf2_parts(name: str, n_target: int = 16, n_clusters: int = 4):
     torch.manual_seed(0)
-    cfg = get_preset("ci")
+    cfg = get_preset("tiny")
     method = get_method(name)
     model = build_model(cfg.model, num_classes=5)
     model.set_classifier(TARGET_HEAD, n_clusters)
@@ -246,7 +246,7 @@ def test_table2_rows_terms_and_modules(name, expected):
 
 
 def test_inference_wrapper_leaves_the_teacher_in_eval_mode():
-    teacher = build_model(get_preset("ci").model).eval()
+    teacher = build_model(get_preset("tiny").model).eval()
     net = ConcatFeatureNet(teacher, 2)
     was = net.training                      # what extract_features does around its pass
     net.eval()

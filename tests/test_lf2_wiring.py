@@ -93,7 +93,7 @@ def check_levels(fusion, levels, bn) -> None:
 def test_level_features_take_each_level_from_the_right_network(fusion, one_batch_loader):
     teacher, student = _nets()
     levels, bn = level_features(teacher, student, _GateByStripe() if fusion == "fm" else None, ITEMS,
-                                get_preset("ci"), torch.device("cpu"), fusion, progress=False)
+                                get_preset("tiny"), torch.device("cpu"), fusion, progress=False)
     check_levels(fusion, levels, bn)
     assert student.training and not teacher.training            # the student's mode is restored
 
@@ -116,7 +116,7 @@ def test_the_level_check_fails_on_each_named_mistake(mistake, one_batch_loader):
     fusion, edits = LEVEL_MISTAKES[mistake]
     wrong = mutated(_LEVELS, *edits)
     teacher, student = _nets()
-    levels, bn = wrong(teacher, student, _GateByStripe() if fusion == "fm" else None, ITEMS, get_preset("ci"),
+    levels, bn = wrong(teacher, student, _GateByStripe() if fusion == "fm" else None, ITEMS, get_preset("tiny"),
                        torch.device("cpu"), fusion, progress=False)
     with pytest.raises(AssertionError):
         check_levels(fusion, levels, bn)
@@ -125,7 +125,7 @@ def test_the_level_check_fails_on_each_named_mistake(mistake, one_batch_loader):
 def _cluster_context(fusion_module):
     teacher, student = _nets()
     return ClusterContext(eval_net=teacher, eval_modules=nn.ModuleDict(), model=student,
-                          modules=nn.ModuleDict({"fm": fusion_module}), items=ITEMS, cfg=get_preset("ci"),
+                          modules=nn.ModuleDict({"fm": fusion_module}), items=ITEMS, cfg=get_preset("tiny"),
                           device=torch.device("cpu"), epoch=0, progress=False)
 
 
@@ -182,7 +182,7 @@ def run_step(name, monkeypatch) -> dict:
                      ("fusion_loss", fm_spy)):
         monkeypatch.setattr(method_lf2, key, spy)
     # ε of Eq. 8 set apart from the shared CE's, so that reading the wrong field shows
-    cfg = get_preset("ci", **{"lf2.label_smoothing": 0.05, "loss.label_smoothing": 0.2})
+    cfg = get_preset("tiny", **{"lf2.label_smoothing": 0.05, "loss.label_smoothing": 0.2})
     teacher, _ = _nets()
     logits = torch.randn(4, 3)
     out = {"fmap": STUDENT.clone(), "f": F_STUDENT.clone(), "logits": {"target": logits}}
@@ -268,7 +268,7 @@ def test_lf2_and_lf2_fmloss_differ_only_by_the_fm_term():
 def test_rows_are_tested_on_their_papers_feature(name):
     teacher, _ = _nets()
     method = get_method(name)
-    ctx = EvalContext(teacher, nn.ModuleDict({"attention": nn.Identity()}), get_preset("ci"))
+    ctx = EvalContext(teacher, nn.ModuleDict({"attention": nn.Identity()}), get_preset("tiny"))
     net, key = method.test_net(ctx)
     feat = net(IMAGES)[key]
     if name == "lf2_base":            # Table II's baseline has no parts: the teacher's global feature

@@ -16,7 +16,7 @@ from reid_uda_lib.viz.cam import target_layer
 
 
 def _cfg(**over):
-    return get_preset("ci", **{"model.arch": "mobilenet_v2", "model.weights": None, **over}).model
+    return get_preset("tiny", **{"model.arch": "mobilenet_v2", "model.weights": None, **over}).model
 
 
 def test_map_size_channels_and_last_stride():
@@ -75,7 +75,7 @@ def test_pretrained_features_tell_people_apart_better_than_random(synthetic_pair
     person better than random ones (mAP of the raw pooled features, no training)."""
     from reid_uda_lib.core.features import evaluate_model
     from reid_uda_lib.data import load_dataset
-    cfg = get_preset("ci", **{"model.arch": "mobilenet_v2", "data.height": 64, "data.width": 32})
+    cfg = get_preset("tiny", **{"model.arch": "mobilenet_v2", "data.height": 64, "data.width": 32})
     tgt = load_dataset(synthetic_pair["B"])
     scores = {}
     for weights in (None, "imagenet"):
@@ -106,7 +106,7 @@ def test_adaptation_and_evaluation_never_read_the_initial_weights(synthetic_pair
     from reid_uda_lib.data import load_dataset
     from reid_uda_lib.train import adapt, pretrain
     from reid_uda_lib.train.evaluate_checkpoint import evaluate_checkpoint
-    cfg = get_preset("ci", **{"model.arch": "mobilenet_v2", "model.weights": "imagenet", "data.height": 64,
+    cfg = get_preset("tiny", **{"model.arch": "mobilenet_v2", "model.weights": "imagenet", "data.height": 64,
                               "data.width": 32, "pretrain.epochs": 1, "pretrain.iters_per_epoch": 1,
                               "uda.epochs": 1, "uda.iters_per_epoch": 1, "uda.method": "sbase"})
     src, tgt = load_dataset(synthetic_pair["A"]), load_dataset(synthetic_pair["B"])

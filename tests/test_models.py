@@ -204,7 +204,7 @@ def test_imagenet_goes_through_torchvision_api(monkeypatch, resnet18_file):
 
 
 def test_tiny_backbone_keeps_torchvisions_initialisation():
-    """He-normal convs (fan_out) as torchvision's ResNet: every ci-preset number rests on it (a property once
+    """He-normal convs (fan_out) as torchvision's ResNet: every tiny-preset number rests on it (a property once
     swallowed this loop and every tiny run changed)."""
     import math
     from reid_uda_lib.models.tiny import TinyBackbone

@@ -26,7 +26,7 @@ def _stderr(text):
 def test_clean_outputs_pass():
     bars = ("pretrain 1/2:  50%|█████     | 4/8 [00:01<00:01,  3.20it/s, ce=1.2]\r"
             "pretrain 1/2: 100%|██████████| 8/8\n")
-    outs = [{"output_type": "stream", "name": "stdout", "text": "reused ../runs/x, made by preset ci, seed 0\n"},
+    outs = [{"output_type": "stream", "name": "stdout", "text": "reused ../runs/x, made by preset tiny, seed 0\n"},
             _stderr(bars), PNG]
     assert output_problems(outs, tags=[FIGURE_TAG]) == []
 

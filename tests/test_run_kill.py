@@ -1,4 +1,4 @@
-"""Fault test (issue 15): a ``ci`` pretraining killed with SIGKILL at a random step resumes bit-identically."""
+"""Fault test (issue 15): a ``tiny`` pretraining killed with SIGKILL at a random step resumes bit-identically."""
 from __future__ import annotations
 
 import os
@@ -26,7 +26,7 @@ SETTINGS = {"pretrain.epochs": 3, "pretrain.iters_per_epoch": 3, "pretrain.eval_
 
 def test_sigkill_at_a_random_step_then_resume_is_bit_identical(synthetic_pair, tmp_path):
     src, tgt = synthetic_pair["A"], synthetic_pair["B"]
-    args = ["pretrain", "--preset", "ci", "--quiet", "--source", str(src), "--target", str(tgt),
+    args = ["pretrain", "--preset", "tiny", "--quiet", "--source", str(src), "--target", str(tgt),
             *[x for k, v in SETTINGS.items() for x in ("--set", f"{k}={v}")]]
     cut = tmp_path / "cut"
     delay = random.Random().uniform(0.0, 0.4)
@@ -45,7 +45,7 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(synthetic_pair, t
 
     assert main([*args, "--out", str(cut), "--resume"]) == 0
     full = tmp_path / "full"
-    pretrain(get_preset("ci", **SETTINGS), load_dataset(src), load_dataset(tgt), full, progress=False)
+    pretrain(get_preset("tiny", **SETTINGS), load_dataset(src), load_dataset(tgt), full, progress=False)
     a, b = load_checkpoint(cut / "checkpoint.pt"), load_checkpoint(full / "checkpoint.pt")
     assert a["epoch"] == b["epoch"] == 2 and a["step"] == b["step"]
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"]), f"killed after +{delay:.2f}s"

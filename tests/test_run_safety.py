@@ -41,7 +41,7 @@ CLI_SETTINGS = [x for k, v in SETTINGS.items() for x in ("--set", f"{k}={v}")]
 
 
 def _cfg(**over):
-    return get_preset("ci", **{**SETTINGS, **over})
+    return get_preset("tiny", **{**SETTINGS, **over})
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -78,7 +78,7 @@ def test_1_identity_is_checked_before_anything_is_written(domains, finished, syn
     with pytest.raises(RunIdentityError, match=r"source data content_sha256: \w+ in the checkpoint, \w+ asked"):
         pretrain(_cfg(), tgt, tgt, run, resume="auto", progress=False)        # the other domain
     # `train` reuses OUT/pretrain automatically: another pretraining length is refused, nothing extended
-    rc, err = _cli(["train", "--preset", "ci", "--quiet", "--source", str(synthetic_pair["A"]), "--target",
+    rc, err = _cli(["train", "--preset", "tiny", "--quiet", "--source", str(synthetic_pair["A"]), "--target",
                     str(synthetic_pair["B"]), "--out", str(finished), "--method", "base", *CLI_SETTINGS,
                     "--set", "pretrain.epochs=2"], capsys)
     assert rc == 2 and "error: " in err and "pretrain.epochs: 1 in the checkpoint, 2 asked" in err
@@ -146,7 +146,7 @@ def test_3_config_is_validated_before_any_work(finished, synthetic_pair, capsys)
         with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace(")", r"\)")):
             validate_config(_cfg(**over))
     before = snapshot(finished)
-    base = ["train", "--preset", "ci", "--quiet", "--source", str(synthetic_pair["A"]), "--target",
+    base = ["train", "--preset", "tiny", "--quiet", "--source", str(synthetic_pair["A"]), "--target",
             str(synthetic_pair["B"]), "--out", str(finished), *CLI_SETTINGS]
     rc, err = _cli(base + ["--method", "sbsae"], capsys)
     assert rc == 2 and err.startswith("error: ") and "uda.method: expected one of base, base_mb" in err
@@ -158,7 +158,7 @@ def test_3_config_is_validated_before_any_work(finished, synthetic_pair, capsys)
 def test_4_memory_guard_refuses_before_allocating(finished, synthetic_pair, capsys, monkeypatch):
     before = snapshot(finished)
     monkeypatch.setattr(memory_guard, "available_memory", lambda: 64 * 2 ** 20)   # a 64 MiB machine
-    rc, err = _cli(["train", "--preset", "ci", "--quiet", "--source", str(synthetic_pair["A"]), "--target",
+    rc, err = _cli(["train", "--preset", "tiny", "--quiet", "--source", str(synthetic_pair["A"]), "--target",
                     str(synthetic_pair["B"]), "--out", str(finished), "--method", "base", *CLI_SETTINGS,
                     "--set", "uda.k1=100000"], capsys)
     assert rc == 2 and "uda.k1=100000" in err and "would need about" in err and "N x k1^2" in err
@@ -179,7 +179,7 @@ def test_5_images_are_checked_up_front_and_a_bad_query_costs_no_epoch(domains, f
     good_bytes = bad.read_bytes()
     bad.write_bytes(good_bytes[: len(good_bytes) // 3])                      # a truncated JPEG
     before = snapshot(finished)
-    rc, err = _cli(["train", "--preset", "ci", "--quiet", "--source", str(synthetic_pair["A"]), "--target",
+    rc, err = _cli(["train", "--preset", "tiny", "--quiet", "--source", str(synthetic_pair["A"]), "--target",
                     str(broken), "--out", str(finished), "--method", "base", *CLI_SETTINGS], capsys)
     assert rc == 2 and f"cannot read image {bad}" in err and "1 unreadable image(s)" in err
     assert snapshot(finished) == before
@@ -252,7 +252,7 @@ def test_identity_applies_todays_ignore_rules_to_an_older_checkpoint():
     from reid_uda_lib.methods import stage_ignores
     from reid_uda_lib.runtime.provenance import differences, identity_of_state, run_identity
 
-    cfg = get_preset("ci").to_dict()
+    cfg = get_preset("tiny").to_dict()
     ignore = stage_ignores("pretrain")                 # derived from the registry: uda + every method's sections
     asked = run_identity(cfg, "pretrain", None, ignore=ignore)
     older = {"identity": {**asked, "config": {**asked["config"], "lf2.alpha": 1.0, "uda.epochs": 9}}}

@@ -21,7 +21,7 @@ def test_level0_labels_are_the_true_identities(method, tiny_pretrained, syntheti
     _, tgt, init = tiny_pretrained
     sets = [f"{k}={v}" for k, v in tiny_cfg(method).to_dict()["uda"].items()
             if k in ("epochs", "iters_per_epoch", "k1", "k2", "eps", "min_samples")]
-    args = ["--method", method, "--preset", "ci", "--source", str(synthetic_pair["A"]), "--target",
+    args = ["--method", method, "--preset", "tiny", "--source", str(synthetic_pair["A"]), "--target",
             str(synthetic_pair["B"]), "--init", str(init), "--out", str(tmp_path),
             "--set", "data.batch_size=16", "--set", "uda.eval_every=1", "--set", "lf2.n_clusters=20"]
     for s in sets:

@@ -1,4 +1,4 @@
-"""Grad-CAM, the attention read-outs and load_run on trained ``ci`` networks (the tiny synthetic pair)."""
+"""Grad-CAM, the attention read-outs and load_run on trained ``tiny`` networks (the tiny synthetic pair)."""
 from __future__ import annotations
 
 import numpy as np

@@ -22,8 +22,8 @@ from .reid import cross_entropy_ls, softmax_triplet
 def lf2_cls_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 0.0) -> torch.Tensor:
     """LF² Eq. 8: L^t_cls = 1/N Σ_i L_ce(C^t(f^P0(x_i)), ŷ_i,0), the cross-entropy of the target classifier
     C^t on the global feature with the global pseudo labels. ``epsilon > 0`` smooths the labels (the
-    library's CE-LS; ε = 0 is Eq. 8 as printed). The LF² rows pass ``lf2.label_smoothing``: 0.1 in the ``ci``
-    and ``cpu`` presets (this project's choice), 0 in ``paper`` and ``paper_lf2``."""
+    library's CE-LS; ε = 0 is Eq. 8 as printed). The LF² rows pass ``lf2.label_smoothing``: 0.1 in the ``tiny``,
+    ``ci`` and ``cpu`` presets (this project's choice), 0 in ``paper`` and ``paper_lf2``."""
     return cross_entropy_ls(logits, labels, epsilon=epsilon)
 
 

@@ -2,7 +2,7 @@
 
 :func:`embed_2d` computes one map; :func:`plot_embeddings` draws a grid (one row per feature set and
 method, one column per colouring: identity, domain, cluster, ...). Settings are made safe for small sets
-(the ``ci`` preset's few hundred points): t-SNE's perplexity and UMAP's ``n_neighbors`` stay below the
+(a few hundred points, or a dozen in a unit test): t-SNE's perplexity and UMAP's ``n_neighbors`` stay below the
 number of points, and UMAP starts from a random layout on tiny sets (its spectral start can fail there).
 
 UMAP compiles with numba on its first call (tens of seconds once per cache): the cache goes to
