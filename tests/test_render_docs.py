@@ -1,4 +1,5 @@
-"""tools/render_docs.py: the rendered copy's figures are re-encoded smaller without changing their size."""
+"""tools/render_docs.py: the rendered copy's figures re-encoded smaller without changing their size, its math, and
+the commit each page names."""
 from __future__ import annotations
 
 import base64
@@ -58,3 +59,29 @@ def test_the_pages_math_is_mathml_that_draws_offline_and_code_is_left_alone():
     assert "<mo>&#x02299;</mo>" in out or "\u2299" in out or "odot" not in out      # \odot became a symbol
     assert "`cost $5 and $6`" in out and "```\n$x$\n```" in out
     assert "$$" not in out and "$\\tau$" not in out
+
+
+def test_the_commit_a_page_names_says_when_the_notebooks_or_the_library_were_changed(tmp_path):
+    import subprocess
+
+    from tools.render_docs import _commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    for rel in ("notebooks/a.ipynb", "reid_uda_lib/m.py", "docs/a.html"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("0\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert _commit(tmp_path) == head
+    (tmp_path / "docs/a.html").write_text("1\n")            # a rendering rewrites docs/: still the commit's code
+    assert _commit(tmp_path) == head
+    for rel in ("notebooks/a.ipynb", "reid_uda_lib/m.py"):
+        (tmp_path / rel).write_text("1\n")
+        assert _commit(tmp_path) == f"{head} + uncommitted changes", rel
+        (tmp_path / rel).write_text("0\n")
+    assert _commit(tmp_path / "nowhere") == "unknown"

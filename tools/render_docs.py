@@ -44,12 +44,20 @@ def _atomic_write(path: Path, data: str) -> None:
         raise
 
 
-def _commit() -> str:
+#: the paths whose changes change a rendered page (a rendering rewrites docs/ itself, which must not count)
+SOURCES = ("notebooks", "reid_uda_lib")
+
+
+def _commit(repo: Path = REPO) -> str:
+    """HEAD's short hash, with `` + uncommitted changes`` when the notebooks or the library differ from it."""
     try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--",
+                                *SOURCES], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return head + (" + uncommitted changes" if dirty else "")
 
 
 def render(notebook: Path, out: Path, preset: str) -> dict:
