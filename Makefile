@@ -169,7 +169,7 @@ clean-runs:
 	rm -rf runs/
 
 # The rendered copy of the notebook series (docs/): every notebook executed with the cpu preset (it trains the
-# series' stages into runs/series-cpu, or reuses them), checked, saved as .ipynb and .html (DOCS_PRESET=ci: a
+# series' stages into runs/series-cpu, or reuses them), checked, saved as .ipynb and .html (DOCS_PRESET=tiny: a
 # quick check of the command).
 .PHONY: docs
 docs: setup-dev

@@ -2,7 +2,7 @@
 running anything (``make docs``; the README's rendered copy).
 
     python tools/render_docs.py                       # every notebook, cpu preset, into docs/
-    python tools/render_docs.py --preset ci --out /tmp/docs 02_disentanglement   # a quick check
+    python tools/render_docs.py --preset tiny --out /tmp/docs 02_disentanglement # a quick check
 
 Each notebook is executed top to bottom with papermill in ``notebooks/`` (so its relative paths hold) with
 ``preset`` as its only parameter (it wins over the notebooks' ``REID_UDA_NOTEBOOK_PRESET`` default): the stages
